@@ -1,0 +1,317 @@
+"""Email checks: one concern each, findings only."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from typing import Any
+
+from rapidfuzz import fuzz
+from rapidfuzz.distance import OSA
+
+from sendguard.core.checks.base import Params, register
+from sendguard.core.checks.domains import DomainTable
+from sendguard.core.checks.providers import REAL_DOMAINS, TYPO_TARGETS
+from sendguard.core.context import EmailContext, RecipientInfo
+from sendguard.core.directory import Directory, Entry, Kind
+from sendguard.core.models import Channel, Finding, Severity
+from sendguard.core.normalise.names import display_key, name_matches
+
+__all__: list[str] = []
+
+EMAIL = Channel.EMAIL
+
+
+class NoParams(Params):
+    pass
+
+
+@register("email.message", EMAIL, NoParams, ("email.unparseable",))
+def message_problems(ctx: EmailContext, p: NoParams, state: Any) -> list[Finding]:
+    """A message that could not be parsed is held, never passed unchecked."""
+    if not ctx.send.problems:
+        return []
+    return [Finding(code="email.unparseable", message="the message could not be read in full ("
+                    + "; ".join(ctx.send.problems[:3]) + "), so it was not fully checked")]
+
+
+class DomainParams(Params):
+    providers: tuple[str, ...] = TYPO_TARGETS
+    real_domains: tuple[str, ...] = REAL_DOMAINS
+    extra_known_domains: tuple[str, ...] = ()
+    min_support: int = 5
+
+
+def _domain_table(directory: Directory, p: DomainParams) -> DomainTable:
+    return DomainTable.for_directory(
+        directory,
+        providers=p.providers,
+        real_domains=(*p.real_domains, *p.extra_known_domains),
+        min_support=p.min_support,
+    )
+
+
+@register("email.syntax", EMAIL, DomainParams, ("email.invalid",), prepare=_domain_table)
+def syntax(ctx: EmailContext, p: DomainParams, table: DomainTable) -> list[Finding]:
+    """Recipients that are not valid email addresses (email-validator, no DNS)."""
+    out = []
+    for r in ctx.recipients:
+        if r.address is not None:
+            continue
+        suggestion = None
+        local, at, domain = r.raw.strip().rpartition("@")
+        if at and local:
+            fixed = table.suggest(domain)
+            if fixed:
+                suggestion = f"{local}@{fixed}"
+        out.append(Finding(code="email.invalid", recipient=r.label, suggestion=suggestion,
+                           message=f"{r.raw!r} is not a valid email address: {r.error}"))
+    return out
+
+
+@register("email.domain_typo", EMAIL, DomainParams, ("email.domain_typo",), prepare=_domain_table)
+def domain_typo(ctx: EmailContext, p: DomainParams, table: DomainTable) -> list[Finding]:
+    """The domain is unknown and a slip or two from a common or directory domain."""
+    out = []
+    for r in ctx.recipients:
+        if r.address is None or r.owners:
+            continue
+        fixed = table.suggest(r.address.domain)
+        if fixed is None:
+            continue
+        meant = f"{r.address.local}@{fixed}"
+        owners = ctx.directory.by_email(meant)
+        strong = bool(set(owners) & ctx.linked) or any(ctx.directory.is_professional(i) for i in owners)
+        out.append(Finding(
+            code="email.domain_typo", recipient=r.label,
+            severity=Severity.HIGH if strong else Severity.MEDIUM,
+            message=f"the domain {r.address.domain} looks like a typing slip for {fixed}",
+            suggestion=meant,
+        ))
+    return out
+
+
+class NearParams(Params):
+    max_edits: int = 2
+    """Edits (adjacent transposition counts as one) from a known address."""
+    min_local_length: int = 3
+    """Shorter local parts are too close to everything to judge."""
+
+
+def _near_in(local: str, domain: str, addresses: Sequence[str], max_edits: int) -> tuple[str, int] | None:
+    """Closest of `addresses` to local@domain within max_edits (any domain)."""
+    best: tuple[str, int] | None = None
+    full = f"{local}@{domain}"
+    for a in addresses:
+        if a == full:
+            continue
+        d = OSA.distance(full, a, score_cutoff=max_edits)
+        if d <= max_edits and (best is None or d < best[1]):
+            best = (a, d)
+    return best
+
+
+@register("email.near_known", EMAIL, NearParams, ("email.near_known",))
+def near_known(ctx: EmailContext, p: NearParams, state: Any) -> list[Finding]:
+    """An unknown address a slip or two from a known one.
+
+    Strong evidence (severity high): the known address belongs to someone
+    linked to this send, to a professional contact, or is one the sender has
+    written to before. A near miss to an unrelated private address is weak
+    evidence in a dense directory (severity low).
+    """
+    out = []
+    d = ctx.directory
+    linked_addrs: list[str] | None = None
+    for r in ctx.recipients:
+        a = r.address
+        if a is None or r.owners or a.address in ctx.send.history or len(a.local) < p.min_local_length:
+            continue
+        if linked_addrs is None:
+            linked_addrs = [e.address for i in sorted(ctx.linked) for e in d.entry(i).emails]
+        hit = _near_in(a.local, a.domain, linked_addrs, p.max_edits)
+        whose = "someone this message concerns"
+        if hit is None and ctx.send.history:
+            hit = _near_in(a.local, a.domain, sorted(ctx.send.history), p.max_edits)
+            whose = "an address the sender has written to before"
+        severity = Severity.HIGH
+        if hit is None:
+            near = d.near_emails(a.address, max_edits=p.max_edits)
+            pro = [n for n in near if any(d.is_professional(i) for i in n.entries)]
+            if pro:
+                hit, whose = (pro[0].address, pro[0].distance), d.entry(pro[0].entries[0]).label
+            elif near and near[0].distance <= 1:
+                hit, whose = (near[0].address, near[0].distance), "an unrelated directory entry"
+                severity = Severity.LOW
+        if hit is None:
+            continue
+        out.append(Finding(
+            code="email.near_known", recipient=r.label, severity=severity,
+            message=f"{a.address} is not in the directory but is {hit[1]} edit(s) from the "
+                    f"address of {whose}",
+            suggestion=hit[0],
+        ))
+    return out
+
+
+@register("email.previous_address", EMAIL, NoParams, ("email.previous_address",))
+def previous_address(ctx: EmailContext, p: NoParams, state: Any) -> list[Finding]:
+    """The address is on file only as no longer in use."""
+    out = []
+    for r in ctx.recipients:
+        if r.address is None or not r.owners:
+            continue
+        entries = ctx.directory.entries(r.owners)
+        if any(e.address == r.address.address and e.current for x in entries for e in x.emails):
+            continue
+        current = next((c for x in entries for c in x.current_emails()), None)
+        out.append(Finding(code="email.previous_address", recipient=r.label,
+                           message=f"{r.address.address} is on file only as an address no longer in use",
+                           suggestion=current))
+    return out
+
+
+@register("email.other_patient", EMAIL, NoParams, ("email.other_patient", "email.other_patient_contact"))
+def other_patient(ctx: EmailContext, p: NoParams, state: Any) -> list[Finding]:
+    """The recipient is another patient, or another patient's contact, than the
+    patient(s) the message concerns."""
+    if not ctx.patients:
+        return []
+    out = []
+    for r in ctx.recipients:
+        private = ctx.private_owners(r)
+        if not private or set(r.owners) & ctx.linked:
+            continue
+        e = ctx.entry(private[0])
+        code = "email.other_patient" if e.kind is Kind.PATIENT else "email.other_patient_contact"
+        out.append(Finding(code=code, recipient=r.label,
+                           message=f"{r.label} belongs to {e.label}, not to the patient this "
+                                   "message concerns or their contacts",
+                           suggestion=_linked_address(ctx, r)))
+    return out
+
+
+def _linked_address(ctx: EmailContext, r: RecipientInfo) -> str | None:
+    """The patient's (or a linked contact's) address closest to a recipient."""
+    best: tuple[float, str] | None = None
+    for i in ctx.linked:
+        for a in ctx.entry(i).current_emails():
+            score = fuzz.ratio(a, r.label)
+            if best is None or score > best[0]:
+                best = (score, a)
+    return best[1] if best else None
+
+
+@register("email.nhs_number", EMAIL, NoParams, ("email.nhs_number_other_patient",))
+def nhs_number(ctx: EmailContext, p: NoParams, state: Any) -> list[Finding]:
+    """The content carries the NHS number of a patient other than the
+    (private) recipient's own patient."""
+    if not ctx.content_patients:
+        return []
+    out = []
+    for r in ctx.recipients:
+        private = ctx.private_owners(r)
+        if not private:
+            continue
+        own: set[int] = set()
+        for i in private:
+            own |= ctx.directory.patients_of(i)
+        others = [c for c in ctx.content_patients if c not in own]
+        if others:
+            out.append(Finding(
+                code="email.nhs_number_other_patient", recipient=r.label,
+                message=f"the message carries the NHS number of {len(others)} patient(s) other "
+                        f"than {r.label}'s own",
+            ))
+    return out
+
+
+class VisibleParams(Params):
+    min_patients: int = 2
+    """Private parties of this many different patients in To/Cc hold the message."""
+
+
+@register("email.patients_visible", EMAIL, VisibleParams, ("email.patients_visible",))
+def patients_visible(ctx: EmailContext, p: VisibleParams, state: Any) -> list[Finding]:
+    """Several patients (or contacts of different patients) can see each other
+    in To/Cc; they belong in Bcc."""
+    groups: dict[frozenset[int], list[str]] = {}
+    for r in ctx.recipients:
+        if not r.visible:
+            continue
+        own: set[int] = set()
+        for i in ctx.private_owners(r):
+            own |= ctx.directory.patients_of(i)
+        if own:
+            groups.setdefault(frozenset(own), []).append(r.label)
+    distinct: set[int] = set()
+    for key in groups:
+        distinct |= key
+    if len(groups) < p.min_patients or len(distinct) < p.min_patients:
+        return []
+    labels = [label for ls in groups.values() for label in ls]
+    return [Finding(code="email.patients_visible", recipient=label,
+                    message=f"{len(labels)} recipients in To/Cc belong to {len(distinct)} different "
+                            "patients and would see each other's addresses",
+                    suggestion="move the patients' addresses to Bcc") for label in labels]
+
+
+class SecureParams(Params):
+    secure_domains: tuple[str, ...] = ("nhs.net",)
+    """Domains (glob patterns allowed, e.g. *.nhs.uk) that meet the secure email standard."""
+    secure_tags: tuple[str, ...] = ("[secure]",)
+    """A subject carrying one of these tags is encrypted by the mail system."""
+
+
+@register("email.insecure_domain", EMAIL, SecureParams, ("email.insecure_domain",))
+def insecure_domain(ctx: EmailContext, p: SecureParams, state: Any) -> list[Finding]:
+    """Patient data goes to a domain outside the secure list, untagged."""
+    if not ctx.patients:
+        return []
+    subject = ctx.send.subject.lower()
+    if ctx.send.secure_tagged or any(t.lower() in subject for t in p.secure_tags):
+        return []
+    out = []
+    for r in ctx.recipients:
+        if r.address is None:
+            continue
+        dom = r.address.domain
+        if any(fnmatch.fnmatchcase(dom, pat) for pat in p.secure_domains):
+            continue
+        out.append(Finding(code="email.insecure_domain", recipient=r.label, severity=Severity.MEDIUM,
+                           message=f"patient data to {dom}, which is not on the secure list",
+                           suggestion=f"add {p.secure_tags[0]} to the subject" if p.secure_tags else None))
+    return out
+
+
+def _named_by(text: str, e: Entry) -> bool:
+    if e.kind is Kind.ORGANIZATION:
+        return bool(e.org_name) and fuzz.token_set_ratio(text.lower(), e.org_name.lower()) >= 90
+    return name_matches(text, e.given, e.family)
+
+
+@register("email.display_name", EMAIL, NoParams, ("email.display_name_mismatch",))
+def display_name(ctx: EmailContext, p: NoParams, state: Any) -> list[Finding]:
+    """The display name belongs to a different directory entry than the address."""
+    out = []
+    d = ctx.directory
+    for r in ctx.recipients:
+        if not r.display_name or not r.owners or r.address is None:
+            continue
+        owners = d.entries(r.owners)
+        if any(_named_by(r.display_name, e) for e in owners):
+            continue
+        key = display_key(r.display_name)
+        named = [e for e in d.entries(d.by_name(key)) if _named_by(r.display_name, e)] if key else []
+        if not named:
+            continue  # a name nobody in the directory has: an alias, not a mix-up
+        preferred = [e for e in named if e.index in ctx.linked] or named
+        suggestion = next((a for e in preferred for a in e.current_emails()), None)
+        out.append(Finding(
+            code="email.display_name_mismatch", recipient=r.label,
+            message=f"the display name {r.display_name!r} is a different directory entry "
+                    f"than the owner of {r.address.address}",
+            suggestion=suggestion,
+        ))
+    return out
+

@@ -1,0 +1,414 @@
+"""The compiled, immutable directory and the lookups checks use.
+
+Entries are stored as one bytes blob of compact JSON records with an offset
+array (about 150 bytes an entry), and decoded only when a lookup touches
+them; every lookup goes through an index built at load time. A reload builds
+a new Directory and swaps it in whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+from rapidfuzz.distance import OSA
+
+from sendguard.core.directory.index import DeletionIndex, MultiMap, salt_of
+from sendguard.core.directory.records import PROFESSIONAL_KINDS, Kind
+from sendguard.core.normalise.email import split_address
+
+__all__ = [
+    "KIND_CODES",
+    "LINK_SLOTS",
+    "Address",
+    "Directory",
+    "DirectoryStats",
+    "Email",
+    "Entry",
+    "Number",
+    "NearEmail",
+    "ref_key",
+]
+
+KIND_CODES: tuple[Kind, ...] = tuple(Kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Email:
+    address: str
+    current: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    key: int  # E.164 digits as an int
+    system: str  # "fax" | "phone"
+    current: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    text: str  # the lines as written, joined with ", "
+    postcode: str | None
+    current: bool
+    use: str
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One decoded directory entry; `index` is its number in the directory."""
+
+    index: int
+    id: str
+    kind: Kind
+    nhs_number: str | None
+    ods_code: str | None
+    given: tuple[str, ...]
+    family: str
+    prefix: tuple[str, ...]
+    org_name: str
+    emails: tuple[Email, ...]
+    numbers: tuple[Number, ...]
+    addresses: tuple[Address, ...]
+    gps: tuple[int, ...] = ()
+    contacts: tuple[int, ...] = ()
+    patients: tuple[int, ...] = ()
+    organizations: tuple[int, ...] = ()
+    practitioners: tuple[int, ...] = ()
+    roles: tuple[int, ...] = ()
+
+    @property
+    def professional(self) -> bool:
+        return self.kind in PROFESSIONAL_KINDS
+
+    @property
+    def person_name(self) -> str:
+        return " ".join((*self.given, self.family)).strip()
+
+    @property
+    def label(self) -> str:
+        """How findings name this entry: professionals by name, private
+        people by kind and id only (minimum patient data)."""
+        if self.kind is Kind.ORGANIZATION:
+            return self.org_name or self.id
+        if self.kind in (Kind.PRACTITIONER, Kind.ROLE):
+            title = " ".join(self.prefix)
+            name = " ".join(p for p in (title, self.person_name) if p)
+            return f"{name} ({self.org_name})" if self.org_name else (name or self.id)
+        if self.kind is Kind.CONTACT:
+            return f"a contact of another patient ({self.id})"
+        return f"another patient ({self.id})"
+
+    def current_emails(self) -> list[str]:
+        return [e.address for e in self.emails if e.current]
+
+    def current_numbers(self, system: str | None = None) -> list[int]:
+        return [n.key for n in self.numbers if n.current and (system is None or n.system == system)]
+
+
+@dataclass(frozen=True, slots=True)
+class NearEmail:
+    """A directory address a few edits from a query."""
+
+    address: str
+    distance: int
+    entries: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryStats:
+    entries: int
+    by_kind: dict[str, int]
+    emails: int
+    numbers: int
+    addresses: int
+    domains: int
+    index_bytes: int
+    record_bytes: int
+    warnings: int
+
+
+def ref_key(ref: str) -> str:
+    """Normal form of a reference used in the id index.
+
+    "ods:b82005" and "ODS:B82005" are the same; ids keep their case.
+    """
+    scheme, sep, rest = ref.partition(":")
+    if sep and scheme.lower() in ("ods", "nhs"):
+        return f"{scheme.lower()}:{rest.replace(' ', '').upper()}"
+    return ref
+
+
+@dataclass(frozen=True, kw_only=True, slots=True, eq=False)
+class Directory:
+    """Patients, contacts, clinicians and organisations, with their indexes."""
+
+    kinds: npt.NDArray[np.int8]
+    offsets: npt.NDArray[np.int64]
+    blob: bytes
+    link_offsets: npt.NDArray[np.int64]  # CSR: links of entry i are [off[i], off[i+1])
+    link_targets: npt.NDArray[np.int32]
+    link_kinds: npt.NDArray[np.int8]  # index into LINK_SLOTS
+    refs: MultiMap  # hash(ref_key) -> entry
+    emails: MultiMap  # hash(address) -> entry
+    numbers: MultiMap  # E.164 int -> entry (fax and phone)
+    names: MultiMap  # hash(name key) -> entry
+    places: MultiMap  # hash(postcode|premise) -> entry
+    near_all: DeletionIndex  # local parts within 1 edit, blocked by domain
+    near_pro: DeletionIndex  # professionals' local parts within 2 edits
+    domains: dict[str, tuple[int, int]]  # domain -> (entries, professional entries)
+    warnings: tuple[str, ...] = ()
+    _cache: dict[int, Entry] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    # -- entries ---------------------------------------------------------
+    def entry(self, i: int) -> Entry:
+        cached = self._cache.get(i)
+        if cached is not None:
+            return cached
+        lo, hi = int(self.link_offsets[i]), int(self.link_offsets[i + 1])
+        links: list[list[int]] = [[] for _ in LINK_SLOTS]
+        for t, k in zip(self.link_targets[lo:hi].tolist(), self.link_kinds[lo:hi].tolist(), strict=True):
+            if t not in links[k]:
+                links[k].append(t)
+        e = _decode(i, KIND_CODES[self.kinds[i]], self.blob[self.offsets[i] : self.offsets[i + 1]], links)
+        if e.kind in (Kind.ROLE, Kind.PRACTITIONER) and (not e.family or not e.org_name):
+            e = self._borrow_names(e)
+        if len(self._cache) > 4096:
+            self._cache.clear()
+        self._cache[i] = e
+        return e
+
+    def _borrow_names(self, e: Entry) -> Entry:
+        """A role is named after its practitioner and organisation."""
+        given, family, prefix, org_name = e.given, e.family, e.prefix, e.org_name
+        if not family and e.practitioners:
+            p = self.entry(e.practitioners[0])
+            given, family, prefix = p.given, p.family, p.prefix
+        if not org_name and e.organizations:
+            org_name = self.entry(e.organizations[0]).org_name
+        return dataclasses.replace(e, given=given, family=family, prefix=prefix, org_name=org_name)
+
+    def entries(self, idxs: Iterable[int]) -> list[Entry]:
+        return [self.entry(i) for i in idxs]
+
+    def __iter__(self) -> Iterator[Entry]:
+        return (self.entry(i) for i in range(len(self)))
+
+    def kind(self, i: int) -> Kind:
+        return KIND_CODES[self.kinds[i]]
+
+    def is_professional(self, i: int) -> bool:
+        return KIND_CODES[self.kinds[i]] in PROFESSIONAL_KINDS
+
+    # -- exact lookups ---------------------------------------------------
+    def find(self, ref: str) -> list[int]:
+        """Entries a reference names: a directory id, NHS number or ODS code.
+
+        Bare ten-digit NHS numbers and bare ODS codes are accepted too.
+        """
+        ref = ref.strip()
+        if not ref:
+            return []
+        key = ref_key(ref)
+        hits = self._confirm_ref(key, self.refs.get(hash(key)))
+        if hits:
+            return hits
+        compact = ref.replace(" ", "").replace("-", "")
+        if compact.isdigit() and len(compact) == 10:
+            return self._confirm_ref(f"nhs:{compact}", self.refs.get(hash(f"nhs:{compact}")))
+        if ":" not in ref:
+            ods = f"ods:{compact.upper()}"
+            return self._confirm_ref(ods, self.refs.get(hash(ods)))
+        return []
+
+    def _confirm_ref(self, key: str, idxs: list[int]) -> list[int]:
+        out = []
+        for i in idxs:
+            e = self.entry(i)
+            if (
+                key == e.id
+                or (e.nhs_number and key == f"nhs:{e.nhs_number}")
+                or (e.ods_code and key == f"ods:{e.ods_code}")
+            ):
+                out.append(i)
+        return out
+
+    def by_email(self, address: str) -> list[int]:
+        return [i for i in self.emails.get(hash(address)) if self._has_email(i, address)]
+
+    def _has_email(self, i: int, address: str) -> bool:
+        return any(e.address == address for e in self.entry(i).emails)
+
+    def by_number(self, key: int) -> list[int]:
+        return [i for i in self.numbers.get(key) if any(n.key == key for n in self.entry(i).numbers)]
+
+    def numbers_near(self, keys: list[int]) -> list[int]:
+        """Entries holding any of the given number keys (variants of a query)."""
+        return self.numbers.get_many(keys)
+
+    def by_name(self, key: str) -> list[int]:
+        return self.names.get(hash(key))
+
+    def by_place(self, key: str) -> list[int]:
+        return self.places.get(hash(key))
+
+    def domain_support(self, domain: str) -> tuple[int, int]:
+        """(entries, professional entries) with an address at `domain`."""
+        return self.domains.get(domain, (0, 0))
+
+    # -- fuzzy lookups ---------------------------------------------------
+    def near_emails(self, address: str, *, max_edits: int = 2) -> list[NearEmail]:
+        """Directory addresses within `max_edits` (OSA) of `address`, same domain.
+
+        Professionals are found up to two edits away, everyone else up to one
+        (a dense directory makes two-edit neighbours of strangers common).
+        """
+        local, domain = split_address(address)
+        salt = salt_of(domain)
+        cands = set(self.near_all.candidates(local, salt))
+        if max_edits >= 2:
+            cands.update(self.near_pro.candidates(local, salt))
+        owners: dict[str, list[int]] = {}
+        dist: dict[str, int] = {}
+        for i in sorted(cands):
+            for em in self.entry(i).emails:
+                if em.address == address:
+                    continue
+                if em.address not in dist:
+                    l2, d2 = split_address(em.address)
+                    far = d2 != domain
+                    dist[em.address] = max_edits + 1 if far else OSA.distance(
+                        local, l2, score_cutoff=max_edits
+                    )
+                if dist[em.address] <= max_edits:
+                    owners.setdefault(em.address, []).append(i)
+        return sorted(
+            (NearEmail(a, dist[a], tuple(dict.fromkeys(owners[a]))) for a in owners),
+            key=lambda n: (n.distance, n.address),
+        )
+
+    # -- relations -------------------------------------------------------
+    def family(self, i: int) -> set[int]:
+        """Entries that act for entry i: a practitioner with their roles and
+        those roles' organisations, an organisation with its roles, a role
+        with its practitioner and organisation."""
+        e = self.entry(i)
+        out = {i}
+        if e.kind is Kind.PRACTITIONER:
+            out.update(e.roles)
+            for r in e.roles:
+                out.update(self.entry(r).organizations)
+            out.update(e.organizations)
+        elif e.kind is Kind.ORGANIZATION:
+            out.update(e.roles)
+        elif e.kind is Kind.ROLE:
+            out.update(e.practitioners)
+            out.update(e.organizations)
+        return out
+
+    def linked(self, patient: int) -> set[int]:
+        """The patient, their contacts and everyone acting as their GP."""
+        e = self.entry(patient)
+        out = {patient, *e.contacts}
+        for g in e.gps:
+            out |= self.family(g)
+        return out
+
+    def patients_of(self, i: int) -> set[int]:
+        """The patients an entry is, or is a private contact of."""
+        e = self.entry(i)
+        if e.kind is Kind.PATIENT:
+            return {i}
+        if e.kind is Kind.CONTACT:
+            return set(e.patients)
+        return set()
+
+    # -- reporting -------------------------------------------------------
+    def stats(self) -> DirectoryStats:
+        counts = np.bincount(self.kinds, minlength=len(KIND_CODES))
+        return DirectoryStats(
+            entries=len(self),
+            by_kind={k.value: int(c) for k, c in zip(KIND_CODES, counts, strict=True)},
+            emails=len(self.emails),
+            numbers=len(self.numbers),
+            addresses=len(self.places),
+            domains=len(self.domains),
+            index_bytes=sum(
+                m.nbytes
+                for m in (self.refs, self.emails, self.numbers, self.names, self.places,
+                          self.near_all, self.near_pro)
+            ) + sum(int(a.nbytes) for a in (self.offsets, self.kinds, self.link_offsets,
+                                            self.link_targets, self.link_kinds)),
+            record_bytes=len(self.blob),
+            warnings=len(self.warnings),
+        )
+
+
+LINK_SLOTS = ("gps", "contacts", "patients", "organizations", "practitioners", "roles")
+
+
+def encode_record(
+    *,
+    id: str,
+    nhs_number: str | None,
+    ods_code: str | None,
+    given: Iterable[str],
+    family: str,
+    prefix: Iterable[str],
+    org_name: str,
+    emails: Iterable[tuple[str, bool]],
+    numbers: Iterable[tuple[int, str, bool]],
+    addresses: Iterable[tuple[str, str | None, bool, str]],
+) -> bytes:
+    """Compact JSON for one entry's own data (the inverse of `_decode`)."""
+    return orjson.dumps(
+        [
+            id,
+            nhs_number or "",
+            ods_code or "",
+            list(given),
+            family,
+            list(prefix),
+            org_name,
+            [[a, int(c)] for a, c in emails],
+            [[k, s, int(c)] for k, s, c in numbers],
+            [[t, p or "", int(c), u] for t, p, c, u in addresses],
+        ]
+    )
+
+
+@lru_cache(maxsize=64)
+def _system(s: str) -> str:
+    return s
+
+
+def _decode(i: int, kind: Kind, raw: bytes, links: list[list[int]]) -> Entry:
+    r = orjson.loads(raw)
+    return Entry(
+        index=i,
+        id=r[0],
+        kind=kind,
+        nhs_number=r[1] or None,
+        ods_code=r[2] or None,
+        given=tuple(r[3]),
+        family=r[4],
+        prefix=tuple(r[5]),
+        org_name=r[6],
+        emails=tuple(Email(a, bool(c)) for a, c in r[7]),
+        numbers=tuple(Number(k, _system(s), bool(c)) for k, s, c in r[8]),
+        addresses=tuple(Address(t, p or None, bool(c), u) for t, p, c, u in r[9]),
+        gps=tuple(links[0]),
+        contacts=tuple(links[1]),
+        patients=tuple(links[2]),
+        organizations=tuple(links[3]),
+        practitioners=tuple(links[4]),
+        roles=tuple(links[5]),
+    )

@@ -1,0 +1,254 @@
+"""Compact lookup structures built once per directory load.
+
+`MultiMap` maps integer keys to entry numbers with two sorted numpy arrays
+(12 bytes a pair, binary search). `DeletionIndex` finds strings within k
+edits (SymSpell style): every string is stored under the hashes of itself
+and of each string made by deleting up to k of its characters; a query
+looks up its own deletion variants, and the few candidates that come back
+are confirmed by the caller with an exact edit distance. Hashes are
+computed for whole columns of equal-length strings at once with numpy, so
+a million strings index in about a second.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["DeletionIndex", "MultiMap", "fold", "mix", "salt_of"]
+
+MASK = (1 << 64) - 1
+_B = 0x100000001B3  # odd multiplier: powers stay invertible mod 2**64
+_MAX_POW = 130
+_POW = [pow(_B, e, 1 << 64) for e in range(_MAX_POW)]
+_POW_NP = np.array(_POW, dtype=np.uint64)
+_M1 = 0xBF58476D1CE4E5B9
+_M2 = 0x94D049BB133111EB
+
+IntArray = npt.NDArray[np.int32]
+
+
+def fold(text: str) -> int:
+    """Polynomial hash of the code points of `text` (mod 2**64)."""
+    h = 0
+    for c in text:
+        h = (h * _B + ord(c) + 1) & MASK
+    return h
+
+
+def mix(x: int) -> int:
+    """splitmix64 finaliser: spreads a fold over all 64 bits."""
+    x &= MASK
+    x ^= x >> 30
+    x = (x * _M1) & MASK
+    x ^= x >> 27
+    x = (x * _M2) & MASK
+    return x ^ (x >> 31)
+
+
+def _mix_np(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(_M1)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(_M2)
+    return x ^ (x >> np.uint64(31))
+
+
+def salt_of(group: str) -> int:
+    """A 64-bit salt for a blocking group (e.g. an email domain)."""
+    return mix(fold(group) ^ 0x5EED)
+
+
+class MultiMap:
+    """Integer key -> entry numbers, as sorted parallel arrays."""
+
+    __slots__ = ("keys", "vals")
+
+    def __init__(self, keys: npt.NDArray[np.uint64] | npt.NDArray[np.uint32], vals: IntArray) -> None:
+        self.keys = keys
+        self.vals = vals
+
+    @classmethod
+    def build(cls, keys: Iterable[int], vals: Iterable[int]) -> MultiMap:
+        k = np.fromiter((x & MASK for x in keys), dtype=np.uint64)
+        v = np.fromiter(vals, dtype=np.int32)
+        return cls.from_arrays(k, v)
+
+    @classmethod
+    def from_arrays(cls, keys: npt.NDArray[np.uint64], vals: IntArray) -> MultiMap:
+        order = np.lexsort((vals, keys))
+        return cls(keys[order], vals[order])
+
+    def get(self, key: int) -> list[int]:
+        k = self.keys.dtype.type(key & MASK)
+        lo = int(np.searchsorted(self.keys, k, "left"))
+        hi = int(np.searchsorted(self.keys, k, "right"))
+        return self.vals[lo:hi].tolist() if hi > lo else []
+
+    def get_many(self, keys: Sequence[int]) -> list[int]:
+        """Entry numbers stored under any of `keys`, without duplicates."""
+        if not keys:
+            return []
+        q = np.array([k & MASK for k in keys], dtype=self.keys.dtype)
+        lo = np.searchsorted(self.keys, q, "left")
+        hi = np.searchsorted(self.keys, q, "right")
+        out: list[int] = []
+        for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
+            if b > a:
+                out.extend(self.vals[a:b].tolist())
+        return list(dict.fromkeys(out))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.keys.nbytes + self.vals.nbytes)
+
+
+def _variants_np(cps: npt.NDArray[np.uint64], k: int) -> list[npt.NDArray[np.uint64]]:
+    """Folds of each row and of its deletion variants (up to k deletions)."""
+    m, n = cps.shape
+    prefix = np.zeros((m, n + 1), dtype=np.uint64)
+    for j in range(n):
+        prefix[:, j + 1] = prefix[:, j] * np.uint64(_B) + cps[:, j]
+    suffix = np.zeros((m, n + 1), dtype=np.uint64)
+    for j in range(n - 1, -1, -1):
+        suffix[:, j] = cps[:, j] * _POW_NP[n - 1 - j] + suffix[:, j + 1]
+    out = [prefix[:, n]]
+    if k >= 1:
+        for p in range(n):
+            out.append(prefix[:, p] * _POW_NP[n - 1 - p] + suffix[:, p + 1])
+    if k >= 2:
+        for p in range(n):
+            for q in range(p + 1, n):
+                mid = prefix[:, q] - prefix[:, p + 1] * _POW_NP[q - p - 1]
+                out.append(
+                    prefix[:, p] * _POW_NP[n - 2 - p] + mid * _POW_NP[n - 1 - q] + suffix[:, q + 1]
+                )
+    return out
+
+
+def _variants_py(text: str, k: int) -> set[int]:
+    """The same folds as `_variants_np`, for one query string."""
+    cps = [ord(c) + 1 for c in text]
+    n = len(cps)
+    prefix = [0] * (n + 1)
+    for j in range(n):
+        prefix[j + 1] = (prefix[j] * _B + cps[j]) & MASK
+    suffix = [0] * (n + 1)
+    for j in range(n - 1, -1, -1):
+        suffix[j] = (cps[j] * _POW[n - 1 - j] + suffix[j + 1]) & MASK
+    out = {prefix[n]}
+    if k >= 1:
+        for p in range(n):
+            out.add((prefix[p] * _POW[n - 1 - p] + suffix[p + 1]) & MASK)
+    if k >= 2:
+        for p in range(n):
+            for q in range(p + 1, n):
+                mid = (prefix[q] - prefix[p + 1] * _POW[q - p - 1]) & MASK
+                out.add(
+                    (prefix[p] * _POW[n - 2 - p] + mid * _POW[n - 1 - q] + suffix[q + 1]) & MASK
+                )
+    return out
+
+
+def _variant_count(n: int, k: int, max_len: int) -> int:
+    """How many folds `_variants_np` yields for strings of length n."""
+    if n > max_len or n == 0:
+        return 1
+    return 1 + (n if k >= 1 else 0) + (n * (n - 1) // 2 if k >= 2 else 0)
+
+
+class DeletionIndex:
+    """Strings within `k` edits of a query, blocked by a salt (e.g. domain).
+
+    Keys are 32-bit, so unrelated strings can collide: callers must confirm
+    every candidate with an exact distance, which they do anyway.
+    """
+
+    __slots__ = ("k", "max_len", "map")
+
+    def __init__(self, k: int, max_len: int, mapping: MultiMap) -> None:
+        self.k = k
+        self.max_len = max_len
+        self.map = mapping
+
+    @classmethod
+    def build(
+        cls,
+        strings: Sequence[str],
+        salts: Sequence[int],
+        vals: Sequence[int],
+        *,
+        k: int = 1,
+        max_len: int = 48,
+    ) -> DeletionIndex:
+        """Index `strings[i]` (in group `salts[i]`) as pointing to `vals[i]`.
+
+        Strings longer than `max_len` are indexed whole, without variants.
+        """
+        by_len: dict[int, list[int]] = defaultdict(list)
+        for i, s in enumerate(strings):
+            by_len[min(len(s), max_len + 1)].append(i)
+        salt_arr = np.array([x & MASK for x in salts], dtype=np.uint64)
+        val_arr = np.asarray(vals, dtype=np.uint64)
+        total = sum(len(idxs) * _variant_count(n, k, max_len) for n, idxs in by_len.items())
+        packed = np.empty(total, dtype=np.uint64)
+        at = 0
+        for n, idxs in by_len.items():
+            rows = np.array(idxs, dtype=np.int64)
+            if n > max_len:
+                folds = [np.array([fold(strings[i]) for i in idxs], dtype=np.uint64)]
+            elif n == 0:
+                folds = [np.zeros(len(idxs), dtype=np.uint64)]
+            else:
+                raw = "".join(strings[i] for i in idxs).encode("utf-32-le")
+                cps = np.frombuffer(raw, dtype=np.uint32).reshape(len(idxs), n)
+                folds = _variants_np(cps.astype(np.uint64) + np.uint64(1), k)
+            salt = salt_arr[rows]
+            val = val_arr[rows]
+            for f in folds:
+                key32 = _mix_np(f ^ salt) >> np.uint64(32)
+                packed[at : at + len(rows)] = (key32 << np.uint64(32)) | val
+                at += len(rows)
+        # Sort in place, then split into keys and values chunk by chunk,
+        # dropping repeats ("aab" yields "ab" twice), so the peak stays near
+        # twice the final size; np.unique would use a much slower hash table.
+        packed.sort()
+        keys = np.empty(total, dtype=np.uint32)
+        values = np.empty(total, dtype=np.int32)
+        kept = 0
+        chunk = 1 << 20
+        for lo in range(0, total, chunk):
+            part = packed[lo : lo + chunk]
+            keep = np.empty(len(part), dtype=bool)
+            keep[0] = lo == 0 or part[0] != packed[lo - 1]
+            np.not_equal(part[1:], part[:-1], out=keep[1:])
+            sel = part[keep]
+            keys[kept : kept + len(sel)] = sel >> np.uint64(32)
+            values[kept : kept + len(sel)] = sel.astype(np.uint32).view(np.int32)
+            kept += len(sel)
+        del packed
+        keys = keys[:kept].copy() if kept < total else keys
+        values = values[:kept].copy() if kept < total else values
+        return cls(k, max_len, MultiMap(keys, values))
+
+    def candidates(self, text: str, salt: int) -> list[int]:
+        """Values of strings that may lie within k edits of `text`."""
+        if len(text) > self.max_len:
+            folds = {fold(text)}
+        else:
+            folds = _variants_py(text, self.k)
+        keys = [mix(f ^ salt) >> 32 for f in folds]
+        return self.map.get_many(keys)
+
+    def __len__(self) -> int:
+        return len(self.map)
+
+    @property
+    def nbytes(self) -> int:
+        return self.map.nbytes

@@ -1,0 +1,94 @@
+"""Personal and organisation names, compared the way a letter is addressed.
+
+"Mrs J. Smith", "Smith, Jane" and "JANE SMITH" all name Jane Smith: titles
+and punctuation are ignored, a given name may be an initial, and the family
+name must be there.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+
+from rapidfuzz.distance import OSA
+
+__all__ = ["display_key", "name_key", "name_matches", "name_tokens"]
+
+_TITLES = frozenset(
+    {
+        "mr", "mrs", "ms", "miss", "mx", "dr", "doctor", "prof", "professor", "sir", "dame",
+        "rev", "revd", "reverend", "lady", "lord", "master", "fr", "sr", "sister", "nurse",
+        "jr", "jnr", "snr", "phd", "mbbs", "mrcgp", "frcp", "frcs", "md", "esq", "mbe", "obe",
+    }
+)
+_TOKEN = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def _fold(text: str) -> str:
+    """Lowercase and strip accents, so "Zoë" and "Zoe" compare equal."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def name_tokens(text: str) -> list[str]:
+    """The words of a name without titles; "Smith, Jane" becomes [jane, smith]."""
+    if "," in text:
+        family, _, given = text.partition(",")
+        text = f"{given} {family}"
+    return [t for t in _TOKEN.findall(_fold(text.replace("'", ""))) if t not in _TITLES]
+
+
+def name_key(given: Sequence[str], family: str) -> str:
+    """Index key of a person: first given word and last family word, folded.
+
+    `display_key` computes the same from a written name, so "Dr Jane A.
+    Smith" and "Smith, Jane" both find Jane Smith.
+    """
+    first = next((t for g in given for t in name_tokens(g)), "")
+    fam = name_tokens(family)
+    return f"{first} {fam[-1]}" if first and fam else ""
+
+
+def display_key(text: str) -> str:
+    """`name_key` of a written name: its first and last words."""
+    words = name_tokens(text)
+    return f"{words[0]} {words[-1]}" if len(words) >= 2 else ""
+
+
+def _same_word(a: str, b: str) -> bool:
+    """Equal, or one keying slip apart in a word long enough to tell."""
+    if a == b:
+        return True
+    return min(len(a), len(b)) >= 5 and OSA.distance(a, b, score_cutoff=1) <= 1
+
+
+def name_matches(text: str, given: Sequence[str], family: str) -> bool:
+    """Whether `text` (an addressee or display name) names this person.
+
+    Every family-name word must appear; every other word must be one of the
+    given names or its initial. A bare family name ("Mrs Smith") matches.
+    """
+    words = name_tokens(text)
+    fam = name_tokens(family)
+    if not words or not fam:
+        return False
+    remaining = list(words)
+    for f in fam:
+        hit = next((w for w in remaining if _same_word(w, f)), None)
+        if hit is None:
+            return False
+        remaining.remove(hit)
+    givens = [g for part in given for g in name_tokens(part)]
+    matched = False
+    for w in remaining:
+        if len(w) == 1:
+            ok = any(g.startswith(w) for g in givens)
+        else:
+            ok = any(_same_word(w, g) for g in givens)
+        # A middle initial the directory does not record ("J A Smith" for a
+        # Jane Smith with one given name on file) is tolerated.
+        if not ok and not (len(w) == 1 and matched and len(givens) == 1):
+            return False
+        matched = matched or ok
+    return True

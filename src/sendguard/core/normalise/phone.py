@@ -1,0 +1,147 @@
+"""Phone and fax numbers: parsing with phonenumbers, UK by default.
+
+`parse_phone` is for the number being sent to (validity and type matter).
+`phone_key` is for directory numbers: a fast digit-only normal form (the
+E.164 digits as an int) that agrees with phonenumbers for UK and
+international numbers, so a million entries load in seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
+
+__all__ = [
+    "PhoneKind",
+    "PhoneNumber",
+    "PhoneSyntaxError",
+    "format_international",
+    "parse_phone",
+    "phone_key",
+]
+
+
+class PhoneSyntaxError(ValueError):
+    """The text cannot be read as a phone number; `str()` says why."""
+
+
+class PhoneKind(StrEnum):
+    FIXED_LINE = "fixed_line"
+    MOBILE = "mobile"
+    FIXED_LINE_OR_MOBILE = "fixed_line_or_mobile"
+    TOLL_FREE = "toll_free"
+    PREMIUM_RATE = "premium_rate"
+    SHARED_COST = "shared_cost"
+    VOIP = "voip"
+    PERSONAL = "personal"
+    PAGER = "pager"
+    UAN = "uan"
+    VOICEMAIL = "voicemail"
+    UNKNOWN = "unknown"
+
+
+_KINDS = {
+    PhoneNumberType.FIXED_LINE: PhoneKind.FIXED_LINE,
+    PhoneNumberType.MOBILE: PhoneKind.MOBILE,
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: PhoneKind.FIXED_LINE_OR_MOBILE,
+    PhoneNumberType.TOLL_FREE: PhoneKind.TOLL_FREE,
+    PhoneNumberType.PREMIUM_RATE: PhoneKind.PREMIUM_RATE,
+    PhoneNumberType.SHARED_COST: PhoneKind.SHARED_COST,
+    PhoneNumberType.VOIP: PhoneKind.VOIP,
+    PhoneNumberType.PERSONAL_NUMBER: PhoneKind.PERSONAL,
+    PhoneNumberType.PAGER: PhoneKind.PAGER,
+    PhoneNumberType.UAN: PhoneKind.UAN,
+    PhoneNumberType.VOICEMAIL: PhoneKind.VOICEMAIL,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneNumber:
+    """A parsed number. `key` is the E.164 digits as an int (the index key)."""
+
+    e164: str
+    country_code: int
+    national: str
+    valid: bool
+    kind: PhoneKind
+
+    @property
+    def key(self) -> int:
+        return int(self.e164[1:])
+
+
+def parse_phone(text: str, region: str = "GB") -> PhoneNumber:
+    """Parse a number as dialled from `region`.
+
+    Raises PhoneSyntaxError when the text is not a number at all; a number
+    that parses but is not valid comes back with `valid=False`.
+    """
+    if len(text) > 64:
+        raise PhoneSyntaxError("the number is too long to be a phone number")
+    try:
+        n = phonenumbers.parse(text, region)
+    except NumberParseException as exc:
+        raise PhoneSyntaxError(_parse_error_text(exc)) from None
+    valid = phonenumbers.is_valid_number(n)
+    kind = _KINDS.get(phonenumbers.number_type(n), PhoneKind.UNKNOWN) if valid else PhoneKind.UNKNOWN
+    national = str(n.national_number)
+    if n.italian_leading_zero:
+        national = "0" * (n.number_of_leading_zeros or 1) + national
+    return PhoneNumber(
+        e164=f"+{n.country_code}{national}",
+        country_code=n.country_code or 0,
+        national=national,
+        valid=valid,
+        kind=kind,
+    )
+
+
+def _parse_error_text(exc: NumberParseException) -> str:
+    reasons = {
+        NumberParseException.INVALID_COUNTRY_CODE: "the country code is not valid",
+        NumberParseException.NOT_A_NUMBER: "it is not a phone number",
+        NumberParseException.TOO_SHORT_AFTER_IDD: "it is too short",
+        NumberParseException.TOO_SHORT_NSN: "it is too short",
+        NumberParseException.TOO_LONG: "it is too long",
+    }
+    return reasons.get(exc.error_type, "it is not a phone number")
+
+
+_SEPARATORS = re.compile(r"[\s\-./]+")
+_UK_PLUS = re.compile(r"\+44(?:\(0\))?0?(\d{9,10})")
+_UK_IDD = re.compile(r"0044(?:\(0\))?0?(\d{9,10})")
+_UK_TRUNK = re.compile(r"0(\d{9,10})")
+_NEEDS_LIBRARY = re.compile(r"[^\d+()]")
+
+
+def phone_key(text: str, region: str = "GB") -> int | None:
+    """The E.164 digits of a directory number as an int, or None if unusable.
+
+    UK numbers written in the usual ways take a regex fast path; anything
+    else (other countries, extensions, letters) goes through phonenumbers.
+    """
+    compact = _SEPARATORS.sub("", text)
+    if region == "GB" and not _NEEDS_LIBRARY.search(compact.replace("(0)", "")):
+        plain = compact.replace("(", "").replace(")", "") if "(0)" not in compact else compact
+        for pattern in (_UK_PLUS, _UK_IDD, _UK_TRUNK):
+            m = pattern.fullmatch(plain)
+            if m is not None:
+                return int("44" + m.group(1))
+    try:
+        n = parse_phone(text, region)
+    except PhoneSyntaxError:
+        return None
+    return n.key if n.valid else None
+
+
+def format_international(key: int) -> str:
+    """Readable form of an index key, e.g. +44 113 496 0000."""
+    try:
+        n = phonenumbers.parse(f"+{key}", None)
+    except NumberParseException:
+        return f"+{key}"
+    return phonenumbers.format_number(n, PhoneNumberFormat.INTERNATIONAL)

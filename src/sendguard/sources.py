@@ -1,0 +1,161 @@
+"""Read directory sources and rule files from disk (the I/O around the core).
+
+Directory files are FHIR JSON (a Bundle or one resource), FHIR NDJSON
+(`.ndjson`, `.jsonl`) or the sendguard CSV (`.csv`); a folder means every
+such file in it. NDJSON and CSV are streamed line by line, so a large
+export is never in memory whole. Every problem found is reported together.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from datetime import date
+from pathlib import Path
+
+
+from sendguard.core.directory import Directory, DirectoryError, Problem, RawEntry
+from sendguard.core.directory.builder import DirectoryBuilder
+from sendguard.core.directory.csvformat import CsvProblem, entries_from_csv
+from sendguard.core.directory.fhir import (
+    FhirProblem,
+    entries_from_json,
+    entries_from_ndjson_line,
+)
+from sendguard.core.rules import RuleProblem, RuleSet, RulesError, parse_rules
+
+__all__ = [
+    "DIRECTORY_SUFFIXES",
+    "directory_files",
+    "load_directory",
+    "load_rules",
+    "read_entries",
+    "rule_files",
+    "shipped_rules_dir",
+]
+
+DIRECTORY_SUFFIXES = (".json", ".ndjson", ".jsonl", ".csv")
+PathLike = str | os.PathLike[str]
+
+
+def directory_files(paths: Sequence[PathLike]) -> list[Path]:
+    """The files named, folders expanded to their directory files (sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(f for f in p.iterdir() if f.suffix.lower() in DIRECTORY_SUFFIXES))
+        else:
+            out.append(p)
+    return out
+
+
+def read_entries(path: Path, problems: list[Problem], *, max_problems: int = 100) -> Iterator[RawEntry]:
+    """Raw entries of one file; malformed records are added to `problems`
+    and skipped so that one run reports as many of them as it can."""
+    name = str(path)
+    try:
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            with path.open(encoding="utf-8-sig", newline="") as f:
+                try:
+                    yield from entries_from_csv(f, name)
+                except CsvProblem as exc:
+                    problems.append(exc.problem)
+        elif suffix in (".ndjson", ".jsonl"):
+            yield from _ndjson(path, name, problems, max_problems)
+        elif suffix == ".json":
+            data = path.read_bytes()
+            try:
+                yield from entries_from_json(data, name)
+            except FhirProblem as exc:
+                if "trailing" in str(exc).lower() or "unexpected content" in str(exc).lower():
+                    yield from _ndjson(path, name, problems, max_problems)  # NDJSON named .json
+                else:
+                    problems.append(exc.problem)
+        else:
+            problems.append(Problem(name, "", "", f"unknown file type {suffix!r}; use "
+                                                  + ", ".join(DIRECTORY_SUFFIXES)))
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(name, "", "", f"not UTF-8 text: {exc}"))
+    except OSError as exc:
+        problems.append(Problem(name, "", "", f"cannot read the file: {exc.strerror or exc}"))
+
+
+def _ndjson(path: Path, name: str, problems: list[Problem], max_problems: int) -> Iterator[RawEntry]:
+    with path.open("rb") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield from entries_from_ndjson_line(line, name, lineno)
+            except FhirProblem as exc:
+                problems.append(exc.problem)
+                if len(problems) >= max_problems:
+                    return
+
+
+def load_directory(
+    paths: Sequence[PathLike], *, as_of: date | None = None, region: str = "GB"
+) -> Directory:
+    """Load and build a directory from files; all or nothing.
+
+    Raises DirectoryError naming every problem (file, record, field).
+    """
+    files = directory_files(paths)
+    problems: list[Problem] = []
+    if not files:
+        raise DirectoryError([Problem("", "", "", "no directory files given")])
+    builder = DirectoryBuilder(as_of=as_of or date.today(), region=region)
+    for path in files:
+        for entry in read_entries(path, problems):
+            builder.add(entry)
+    if problems:
+        raise DirectoryError([*problems, *builder.problems])
+    return builder.build()
+
+
+def shipped_rules_dir() -> Path:
+    """The default rules: packaged with the wheel, or `rules/` in a checkout."""
+    packaged = Path(__file__).with_name("default_rules")
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "rules"
+
+
+def rule_files(paths: Sequence[PathLike]) -> list[Path]:
+    """`*.toml` files in the folders given (sorted by name), and files given."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(p.glob("*.toml")))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise RulesError([RuleProblem(str(p), "", "", "no such file or folder")])
+    return out
+
+
+def _texts(files: list[Path]) -> list[tuple[str, str]]:
+    out = []
+    problems = []
+    for f in files:
+        try:
+            out.append((str(f), f.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(RuleProblem(str(f), "", "", f"cannot read: {exc}"))
+    if problems:
+        raise RulesError(problems)
+    return out
+
+
+def load_rules(
+    defaults: Sequence[PathLike] | None = None, local: Sequence[PathLike] = ()
+) -> RuleSet:
+    """The shipped (or given) default rules with local overrides merged over.
+
+    Raises RulesError naming file, rule and field of every problem.
+    """
+    default_files = rule_files(defaults if defaults is not None else [shipped_rules_dir()])
+    local_files = rule_files(local)
+    return parse_rules(_texts(default_files), _texts(local_files))
+
