@@ -1,9 +1,9 @@
 """sendguard: stop patient data going to the wrong recipient.
 
-    from sendguard import Guard
-    guard = Guard.load(directory="demo/directory.json")
-    verdict = guard.check_email(["jane.smith@gmial.com"], patient="9434765919")
-    verdict.action, verdict.findings
+from sendguard import Guard
+guard = Guard.load(directory="demo/directory.json")
+verdict = guard.check_email(["jane.smith@gmial.com"], patient="9434765919")
+verdict.action, verdict.findings
 """
 
 from sendguard.config import Config, ConfigError, load_config

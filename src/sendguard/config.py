@@ -7,6 +7,7 @@ relative to the configuration file's folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tomllib
@@ -60,7 +61,7 @@ def _env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     for key, value in environ.items():
         if not key.startswith("SENDGUARD_") or "__" not in key:
             continue
-        path = key[len("SENDGUARD_"):].lower().split("__")
+        path = key[len("SENDGUARD_") :].lower().split("__")
         node = data
         for part in path[:-1]:
             node = node.setdefault(part, {})
@@ -69,15 +70,14 @@ def _env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
         else:
             v: Any = value
             if value[:1] in "[{":
-                try:
+                with contextlib.suppress(json.JSONDecodeError):
                     v = json.loads(value)
-                except json.JSONDecodeError:
-                    pass
             node[path[-1]] = v
 
 
-def load_config(path: str | os.PathLike[str] | None = None,
-                environ: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
     """Read a configuration file (or none: all defaults) plus the environment."""
     data: dict[str, Any] = {}
     base = None

@@ -56,11 +56,13 @@ def parse_recipients(items: Iterable[RecipientSpec] | str) -> list[EmailRecipien
             out.append(item)
             continue
         if isinstance(item, dict):
-            out.append(EmailRecipient(
-                address=str(item.get("address", "")),
-                display_name=str(item.get("name") or item.get("display_name") or ""),
-                header=Header(str(item.get("header", "to")).lower()),
-            ))
+            out.append(
+                EmailRecipient(
+                    address=str(item.get("address", "")),
+                    display_name=str(item.get("name") or item.get("display_name") or ""),
+                    header=Header(str(item.get("header", "to")).lower()),
+                )
+            )
             continue
         header = Header.TO
         text = str(item)
@@ -69,7 +71,9 @@ def parse_recipients(items: Iterable[RecipientSpec] | str) -> list[EmailRecipien
             header, text = Header(m.group(1).lower()), m.group(2)
         pairs = [(n, a) for n, a in getaddresses([text]) if a]
         if not pairs or (len(pairs) == 1 and "@" not in pairs[0][1]):
-            out.append(EmailRecipient(address=text.strip(), header=header))  # let the checks say why
+            out.append(
+                EmailRecipient(address=text.strip(), header=header)
+            )  # let the checks say why
         else:
             out.extend(EmailRecipient(address=a, display_name=n, header=header) for n, a in pairs)
     return out
@@ -95,8 +99,9 @@ class _Sources:
 class Guard:
     """Checks emails, faxes and letters against the directory and rules."""
 
-    def __init__(self, engine: Engine, sources: _Sources | None = None,
-                 config: Config | None = None) -> None:
+    def __init__(
+        self, engine: Engine, sources: _Sources | None = None, config: Config | None = None
+    ) -> None:
         self._engine = engine
         self._sources = sources
         self._lock = threading.Lock()
@@ -123,20 +128,28 @@ class Guard:
         """
         cfg = config if isinstance(config, Config) else load_config(config)
         reg = region or cfg.directory.region
+        dir_paths: tuple[Path, ...] = ()
         if isinstance(directory, Directory):
-            built, dir_paths = directory, ()
+            built = directory
         else:
-            dir_paths = tuple(map(Path, _paths(directory))) if directory is not None else tuple(
-                cfg.directory.sources
+            dir_paths = (
+                tuple(map(Path, _paths(directory)))
+                if directory is not None
+                else tuple(cfg.directory.sources)
             )
             built = load_directory(dir_paths, as_of=as_of, region=reg)
-        local_paths = (tuple(map(Path, _paths(local_rules))) or tuple(cfg.rules.local)
-                       or _default_local_rules())
+        local_paths = (
+            tuple(map(Path, _paths(local_rules)))
+            or tuple(cfg.rules.local)
+            or _default_local_rules()
+        )
         if isinstance(rules, RuleSet):
             ruleset, rule_paths = rules, None
         else:
-            rule_paths = tuple(map(Path, _paths(rules))) if rules is not None else (
-                tuple(cfg.rules.defaults) if cfg.rules.defaults is not None else None
+            rule_paths = (
+                tuple(map(Path, _paths(rules)))
+                if rules is not None
+                else (tuple(cfg.rules.defaults) if cfg.rules.defaults is not None else None)
             )
             ruleset = load_rules(rule_paths, local_paths)
         sources = _Sources(dir_paths, rule_paths, local_paths, reg, as_of)
@@ -150,8 +163,11 @@ class Guard:
         src = self._sources
         with self._lock:
             old = self._engine
-            built = (load_directory(src.directory, as_of=src.as_of, region=src.region)
-                     if directory and src.directory else old.directory)
+            built = (
+                load_directory(src.directory, as_of=src.as_of, region=src.region)
+                if directory and src.directory
+                else old.directory
+            )
             ruleset = load_rules(src.rules, src.local_rules) if rules else old.rules
             new = Engine(built, ruleset, region=src.region)
             self._engine = new
@@ -240,8 +256,9 @@ class Guard:
         history: Iterable[str] = (),
     ) -> Verdict:
         """Check a whole RFC 5322 message (as the relay does)."""
-        send, _ = self.email_send(raw, envelope_recipients=envelope_recipients, sender=sender,
-                                  history=history)
+        send, _ = self.email_send(
+            raw, envelope_recipients=envelope_recipients, sender=sender, history=history
+        )
         return self.check(send)
 
     def check_fax(
@@ -254,8 +271,9 @@ class Guard:
     ) -> Verdict:
         """Check a fax number before dialling. `intended`: the contact the fax
         is for (directory id or ODS code)."""
-        return self.check(FaxSend(number=number, intended=intended, patients=_refs(patient),
-                                  sender=sender))
+        return self.check(
+            FaxSend(number=number, intended=intended, patients=_refs(patient), sender=sender)
+        )
 
     def check_letter(
         self,
@@ -267,8 +285,15 @@ class Guard:
         sender: str = "",
     ) -> Verdict:
         """Check a letter's addressee and postal address before printing."""
-        return self.check(LetterSend(addressee=addressee, address=address, intended=intended,
-                                     patients=_refs(patient), sender=sender))
+        return self.check(
+            LetterSend(
+                addressee=addressee,
+                address=address,
+                intended=intended,
+                patients=_refs(patient),
+                sender=sender,
+            )
+        )
 
 
 def _default_local_rules() -> tuple[Path, ...]:
@@ -283,4 +308,3 @@ def _paths(value: Any) -> list[PathLike]:
     if isinstance(value, str | os.PathLike):
         return [value]
     return list(value)
-

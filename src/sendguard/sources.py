@@ -13,7 +13,6 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 
-
 from sendguard.core.directory import Directory, DirectoryError, Problem, RawEntry
 from sendguard.core.directory.builder import DirectoryBuilder
 from sendguard.core.directory.csvformat import CsvProblem, entries_from_csv
@@ -22,7 +21,7 @@ from sendguard.core.directory.fhir import (
     entries_from_json,
     entries_from_ndjson_line,
 )
-from sendguard.core.rules import RuleProblem, RuleSet, RulesError, parse_rules
+from sendguard.core.rules import RuleProblem, RulesError, RuleSet, parse_rules
 
 __all__ = [
     "DIRECTORY_SUFFIXES",
@@ -49,7 +48,9 @@ def directory_files(paths: Sequence[PathLike]) -> list[Path]:
     return out
 
 
-def read_entries(path: Path, problems: list[Problem], *, max_problems: int = 100) -> Iterator[RawEntry]:
+def read_entries(
+    path: Path, problems: list[Problem], *, max_problems: int = 100
+) -> Iterator[RawEntry]:
     """Raw entries of one file; malformed records are added to `problems`
     and skipped so that one run reports as many of them as it can."""
     name = str(path)
@@ -73,15 +74,23 @@ def read_entries(path: Path, problems: list[Problem], *, max_problems: int = 100
                 else:
                     problems.append(exc.problem)
         else:
-            problems.append(Problem(name, "", "", f"unknown file type {suffix!r}; use "
-                                                  + ", ".join(DIRECTORY_SUFFIXES)))
+            problems.append(
+                Problem(
+                    name,
+                    "",
+                    "",
+                    f"unknown file type {suffix!r}; use " + ", ".join(DIRECTORY_SUFFIXES),
+                )
+            )
     except UnicodeDecodeError as exc:
         problems.append(Problem(name, "", "", f"not UTF-8 text: {exc}"))
     except OSError as exc:
         problems.append(Problem(name, "", "", f"cannot read the file: {exc.strerror or exc}"))
 
 
-def _ndjson(path: Path, name: str, problems: list[Problem], max_problems: int) -> Iterator[RawEntry]:
+def _ndjson(
+    path: Path, name: str, problems: list[Problem], max_problems: int
+) -> Iterator[RawEntry]:
     with path.open("rb") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -158,4 +167,3 @@ def load_rules(
     default_files = rule_files(defaults if defaults is not None else [shipped_rules_dir()])
     local_files = rule_files(local)
     return parse_rules(_texts(default_files), _texts(local_files))
-

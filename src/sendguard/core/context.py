@@ -22,8 +22,9 @@ __all__ = ["EmailContext", "FaxContext", "LetterContext", "RecipientInfo", "Send
 class SendContext:
     """Facts shared by all channels: the patients and contacts involved."""
 
-    def __init__(self, directory: Directory, patient_refs: tuple[str, ...],
-                 intended_ref: str | None = None) -> None:
+    def __init__(
+        self, directory: Directory, patient_refs: tuple[str, ...], intended_ref: str | None = None
+    ) -> None:
         self.directory = directory
         self.patient_refs = patient_refs
         self.intended_ref = intended_ref
@@ -135,7 +136,7 @@ class EmailContext(SendContext):
         return find_nhs_numbers(text)
 
     @cached_property
-    def content_patients(self) -> list[int]:  # type: ignore[override]
+    def content_patients(self) -> list[int]:
         out: list[int] = []
         for nhs in self.content_nhs_numbers:
             for i in self.directory.find(f"nhs:{nhs}"):

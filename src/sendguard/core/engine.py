@@ -19,7 +19,6 @@ from sendguard.core.models import (
     EmailSend,
     FaxSend,
     Finding,
-    LetterSend,
     Send,
     Verdict,
     strictest,
@@ -105,26 +104,36 @@ class Engine:
                 raw = b.compiled.spec.run(ctx, b.compiled.params, b.state)
                 status = "fired"
             except Exception as exc:  # a failing check holds the send: fail safe
-                raw = [Finding(code="engine.check_failed", action=Action.HOLD,
-                               message=f"check {rule.check} failed ({type(exc).__name__}); "
-                                       "held for a person to look at")]
+                raw = [
+                    Finding(
+                        code="engine.check_failed",
+                        action=Action.HOLD,
+                        message=f"check {rule.check} failed ({type(exc).__name__}); "
+                        "held for a person to look at",
+                    )
+                ]
                 status = "failed"
             mine = []
             for f in raw:
                 if not rule.scope.covers_recipient(f.recipient):
                     continue
                 action = Action.HOLD if f.code == "engine.check_failed" else rule.action_for(f)
-                mine.append(f.model_copy(update={"rule": rule.name, "action": action,
-                                                 "monitor": rule.monitor}))
+                mine.append(
+                    f.model_copy(
+                        update={"rule": rule.name, "action": action, "monitor": rule.monitor}
+                    )
+                )
             findings.extend(mine)
             if trace is not None:
                 trace.outcomes.append(
                     RuleOutcome(rule.name, rule.check, status if mine else "quiet", tuple(mine))
                 )
         if trace is not None:
-            trace.outcomes.extend(RuleOutcome(r.rule.name, r.rule.check, "disabled")
-                                  for r in self._disabled
-                                  if r.spec.channel in (None, send.channel))
+            trace.outcomes.extend(
+                RuleOutcome(r.rule.name, r.rule.check, "disabled")
+                for r in self._disabled
+                if r.spec.channel in (None, send.channel)
+            )
         return decide(send.channel, findings, _recipient_labels(ctx))
 
 

@@ -49,12 +49,16 @@ def parse_message(raw: bytes, *, max_text: int = 1_000_000) -> ParsedMessage:
         for value in _header_values(msg, name, problems):
             for display, addr in getaddresses([value]):
                 if addr:
-                    recipients.append(EmailRecipient(address=addr, display_name=display, header=header))
+                    recipients.append(
+                        EmailRecipient(address=addr, display_name=display, header=header)
+                    )
     subject = " ".join(_header_values(msg, "subject", problems))
     sender = next((a for _, a in getaddresses(_header_values(msg, "from", problems)) if a), "")
     patients = tuple(
-        p for v in _header_values(msg, "x-sendguard-patient", problems)
-        for p in _PATIENT_SPLIT.split(v) if p
+        p
+        for v in _header_values(msg, "x-sendguard-patient", problems)
+        for p in _PATIENT_SPLIT.split(v)
+        if p
     )
     message_id = next(iter(_header_values(msg, "message-id", problems)), "").strip()
     texts: list[str] = []
@@ -76,7 +80,10 @@ def parse_message(raw: bytes, *, max_text: int = 1_000_000) -> ParsedMessage:
         if filename:
             names.append(str(filename))
         ctype = part.get_content_type()
-        if ctype not in ("text/plain", "text/html") or part.get_content_disposition() == "attachment":
+        if (
+            ctype not in ("text/plain", "text/html")
+            or part.get_content_disposition() == "attachment"
+        ):
             continue
         if budget <= 0:
             continue

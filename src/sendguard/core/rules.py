@@ -73,7 +73,9 @@ class Scope(BaseModel):
         domain = recipient.rpartition("@")[2]
         if self.recipient_domains and not _glob(self.recipient_domains, domain):
             return False
-        return not (self.exclude_recipient_domains and _glob(self.exclude_recipient_domains, domain))
+        return not (
+            self.exclude_recipient_domains and _glob(self.exclude_recipient_domains, domain)
+        )
 
 
 class Rule(BaseModel):
@@ -91,7 +93,11 @@ class Rule(BaseModel):
 
     def action_for(self, finding: Finding) -> Action:
         """By finding code first, then by severity, then the rule's action."""
-        return self.actions.get(finding.code) or self.actions.get(finding.severity.value) or self.action
+        return (
+            self.actions.get(finding.code)
+            or self.actions.get(finding.severity.value)
+            or self.action
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +128,9 @@ def _read(file: str, text: str, problems: list[RuleProblem]) -> list[dict[str, A
         return []
     for key in doc:
         if key != "rule":
-            problems.append(RuleProblem(file, "", key, "unknown top-level key; rules are [[rule]] tables"))
+            problems.append(
+                RuleProblem(file, "", key, "unknown top-level key; rules are [[rule]] tables")
+            )
     rules = doc.get("rule", [])
     if not isinstance(rules, list):
         problems.append(RuleProblem(file, "", "rule", "write rules as [[rule]] tables"))
@@ -149,8 +157,11 @@ def parse_rules(
     for file, text in defaults:
         for r in _read(file, text, problems):
             if r["name"] in merged:
-                problems.append(RuleProblem(file, r["name"], "name",
-                                            f"defined twice (also in {origin[r['name']][0]})"))
+                problems.append(
+                    RuleProblem(
+                        file, r["name"], "name", f"defined twice (also in {origin[r['name']][0]})"
+                    )
+                )
                 continue
             merged[r["name"]] = dict(r)
             origin[r["name"]] = [file]
@@ -163,7 +174,11 @@ def parse_rules(
                 continue
             base = merged[name]
             for key, value in r.items():
-                if key in _MERGED_KEYS and isinstance(value, dict) and isinstance(base.get(key), dict):
+                if (
+                    key in _MERGED_KEYS
+                    and isinstance(value, dict)
+                    and isinstance(base.get(key), dict)
+                ):
                     base[key] = {**base[key], **value}
                 else:
                     base[key] = value
@@ -178,16 +193,27 @@ def parse_rules(
             continue
         spec = CHECKS.get(rule.check)
         if spec is None:
-            problems.append(RuleProblem(file, name, "check",
-                                        f"unknown check {rule.check!r}; known checks: "
-                                        + ", ".join(sorted(CHECKS))))
+            problems.append(
+                RuleProblem(
+                    file,
+                    name,
+                    "check",
+                    f"unknown check {rule.check!r}; known checks: " + ", ".join(sorted(CHECKS)),
+                )
+            )
             continue
         allowed = {*spec.codes, *(s.value for s in Severity)}
         for key in rule.actions:
             if key not in allowed:
-                problems.append(RuleProblem(file, name, f"actions.{key}",
-                                            f"not a finding code of {rule.check} nor a severity; "
-                                            f"use one of {', '.join(sorted(allowed))}"))
+                problems.append(
+                    RuleProblem(
+                        file,
+                        name,
+                        f"actions.{key}",
+                        f"not a finding code of {rule.check} nor a severity; "
+                        f"use one of {', '.join(sorted(allowed))}",
+                    )
+                )
         try:
             params = spec.params.model_validate(rule.params)
         except ValidationError as exc:
@@ -200,7 +226,9 @@ def parse_rules(
     return RuleSet(tuple(compiled), files)
 
 
-def _pydantic_problems(file: str, rule: str, exc: ValidationError, prefix: str = "") -> list[RuleProblem]:
+def _pydantic_problems(
+    file: str, rule: str, exc: ValidationError, prefix: str = ""
+) -> list[RuleProblem]:
     return [
         RuleProblem(file, rule, prefix + ".".join(str(x) for x in e["loc"]), e["msg"])
         for e in exc.errors()

@@ -53,7 +53,9 @@ def register(
 ) -> Callable[[Callable[[C, P, Any], Sequence[Finding]]], Callable[[C, P, Any], Sequence[Finding]]]:
     """Add a check to the table under `name` (its docstring describes it)."""
 
-    def deco(fn: Callable[[C, P, Any], Sequence[Finding]]) -> Callable[[C, P, Any], Sequence[Finding]]:
+    def deco(
+        fn: Callable[[C, P, Any], Sequence[Finding]],
+    ) -> Callable[[C, P, Any], Sequence[Finding]]:
         if name in CHECKS:
             raise ValueError(f"check {name} registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()

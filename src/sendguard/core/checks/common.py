@@ -20,7 +20,10 @@ def unknown_patient(ctx: SendContext, p: NoParams, state: Any) -> list[Finding]:
     """The caller named a patient the directory does not hold, so the
     recipients cannot be checked against that patient's contacts."""
     return [
-        Finding(code="send.unknown_patient", severity=Severity.MEDIUM,
-                message=f"the patient {ref!r} is not in the directory")
+        Finding(
+            code="send.unknown_patient",
+            severity=Severity.MEDIUM,
+            message=f"the patient {ref!r} is not in the directory",
+        )
         for ref in ctx.unknown_patient_refs
     ]

@@ -21,9 +21,27 @@ __all__ = ["DomainTable", "split_domain"]
 
 _SUFFIXES = frozenset(
     {
-        "co.uk", "org.uk", "ac.uk", "gov.uk", "nhs.uk", "me.uk", "ltd.uk", "plc.uk", "net.uk",
-        "sch.uk", "police.uk", "mod.uk", "com.au", "net.au", "org.au", "co.nz", "co.za",
-        "com.br", "co.jp", "co.in", "com.cn",
+        "co.uk",
+        "org.uk",
+        "ac.uk",
+        "gov.uk",
+        "nhs.uk",
+        "me.uk",
+        "ltd.uk",
+        "plc.uk",
+        "net.uk",
+        "sch.uk",
+        "police.uk",
+        "mod.uk",
+        "com.au",
+        "net.au",
+        "org.au",
+        "co.nz",
+        "co.za",
+        "com.br",
+        "co.jp",
+        "co.in",
+        "com.cn",
     }
 )
 _BRANDS = frozenset({"gmail", "googlemail"})  # one domain worldwide: any other suffix is a slip
@@ -73,7 +91,10 @@ class DomainTable:
         for t in self.targets:
             self.by_name.setdefault(t.name, []).append(t)
         self.index = DeletionIndex.build(
-            [t.name for t in self.targets], [0] * len(self.targets), list(range(len(self.targets))), k=2
+            [t.name for t in self.targets],
+            [0] * len(self.targets),
+            list(range(len(self.targets))),
+            k=2,
         )
 
     @classmethod
@@ -131,7 +152,7 @@ class DomainTable:
         return best[2] if best else None
 
     def _without_dot(self, d: str) -> str | None:
-        """"gmail" -> gmail.com; "yahoocom" -> yahoo.com."""
+        """ "gmail" -> gmail.com; "yahoocom" -> yahoo.com."""
         if d in self.by_name:
             return self.by_name[d][0].domain
         for t in self.targets:

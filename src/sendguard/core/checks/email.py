@@ -31,8 +31,14 @@ def message_problems(ctx: EmailContext, p: NoParams, state: Any) -> list[Finding
     """A message that could not be parsed is held, never passed unchecked."""
     if not ctx.send.problems:
         return []
-    return [Finding(code="email.unparseable", message="the message could not be read in full ("
-                    + "; ".join(ctx.send.problems[:3]) + "), so it was not fully checked")]
+    return [
+        Finding(
+            code="email.unparseable",
+            message="the message could not be read in full ("
+            + "; ".join(ctx.send.problems[:3])
+            + "), so it was not fully checked",
+        )
+    ]
 
 
 class DomainParams(Params):
@@ -64,8 +70,14 @@ def syntax(ctx: EmailContext, p: DomainParams, table: DomainTable) -> list[Findi
             fixed = table.suggest(domain)
             if fixed:
                 suggestion = f"{local}@{fixed}"
-        out.append(Finding(code="email.invalid", recipient=r.label, suggestion=suggestion,
-                           message=f"{r.raw!r} is not a valid email address: {r.error}"))
+        out.append(
+            Finding(
+                code="email.invalid",
+                recipient=r.label,
+                suggestion=suggestion,
+                message=f"{r.raw!r} is not a valid email address: {r.error}",
+            )
+        )
     return out
 
 
@@ -81,13 +93,18 @@ def domain_typo(ctx: EmailContext, p: DomainParams, table: DomainTable) -> list[
             continue
         meant = f"{r.address.local}@{fixed}"
         owners = ctx.directory.by_email(meant)
-        strong = bool(set(owners) & ctx.linked) or any(ctx.directory.is_professional(i) for i in owners)
-        out.append(Finding(
-            code="email.domain_typo", recipient=r.label,
-            severity=Severity.HIGH if strong else Severity.MEDIUM,
-            message=f"the domain {r.address.domain} looks like a typing slip for {fixed}",
-            suggestion=meant,
-        ))
+        strong = bool(set(owners) & ctx.linked) or any(
+            ctx.directory.is_professional(i) for i in owners
+        )
+        out.append(
+            Finding(
+                code="email.domain_typo",
+                recipient=r.label,
+                severity=Severity.HIGH if strong else Severity.MEDIUM,
+                message=f"the domain {r.address.domain} looks like a typing slip for {fixed}",
+                suggestion=meant,
+            )
+        )
     return out
 
 
@@ -98,7 +115,9 @@ class NearParams(Params):
     """Shorter local parts are too close to everything to judge."""
 
 
-def _near_in(local: str, domain: str, addresses: Sequence[str], max_edits: int) -> tuple[str, int] | None:
+def _near_in(
+    local: str, domain: str, addresses: Sequence[str], max_edits: int
+) -> tuple[str, int] | None:
     """Closest of `addresses` to local@domain within max_edits (any domain)."""
     best: tuple[str, int] | None = None
     full = f"{local}@{domain}"
@@ -125,7 +144,12 @@ def near_known(ctx: EmailContext, p: NearParams, state: Any) -> list[Finding]:
     linked_addrs: list[str] | None = None
     for r in ctx.recipients:
         a = r.address
-        if a is None or r.owners or a.address in ctx.send.history or len(a.local) < p.min_local_length:
+        if (
+            a is None
+            or r.owners
+            or a.address in ctx.send.history
+            or len(a.local) < p.min_local_length
+        ):
             continue
         if linked_addrs is None:
             linked_addrs = [e.address for i in sorted(ctx.linked) for e in d.entry(i).emails]
@@ -145,12 +169,16 @@ def near_known(ctx: EmailContext, p: NearParams, state: Any) -> list[Finding]:
                 severity = Severity.LOW
         if hit is None:
             continue
-        out.append(Finding(
-            code="email.near_known", recipient=r.label, severity=severity,
-            message=f"{a.address} is not in the directory but is {hit[1]} edit(s) from the "
-                    f"address of {whose}",
-            suggestion=hit[0],
-        ))
+        out.append(
+            Finding(
+                code="email.near_known",
+                recipient=r.label,
+                severity=severity,
+                message=f"{a.address} is not in the directory but is {hit[1]} edit(s) from the "
+                f"address of {whose}",
+                suggestion=hit[0],
+            )
+        )
     return out
 
 
@@ -165,13 +193,20 @@ def previous_address(ctx: EmailContext, p: NoParams, state: Any) -> list[Finding
         if any(e.address == r.address.address and e.current for x in entries for e in x.emails):
             continue
         current = next((c for x in entries for c in x.current_emails()), None)
-        out.append(Finding(code="email.previous_address", recipient=r.label,
-                           message=f"{r.address.address} is on file only as an address no longer in use",
-                           suggestion=current))
+        out.append(
+            Finding(
+                code="email.previous_address",
+                recipient=r.label,
+                message=f"{r.address.address} is on file only as an address no longer in use",
+                suggestion=current,
+            )
+        )
     return out
 
 
-@register("email.other_patient", EMAIL, NoParams, ("email.other_patient", "email.other_patient_contact"))
+@register(
+    "email.other_patient", EMAIL, NoParams, ("email.other_patient", "email.other_patient_contact")
+)
 def other_patient(ctx: EmailContext, p: NoParams, state: Any) -> list[Finding]:
     """The recipient is another patient, or another patient's contact, than the
     patient(s) the message concerns."""
@@ -184,10 +219,15 @@ def other_patient(ctx: EmailContext, p: NoParams, state: Any) -> list[Finding]:
             continue
         e = ctx.entry(private[0])
         code = "email.other_patient" if e.kind is Kind.PATIENT else "email.other_patient_contact"
-        out.append(Finding(code=code, recipient=r.label,
-                           message=f"{r.label} belongs to {e.label}, not to the patient this "
-                                   "message concerns or their contacts",
-                           suggestion=_linked_address(ctx, r)))
+        out.append(
+            Finding(
+                code=code,
+                recipient=r.label,
+                message=f"{r.label} belongs to {e.label}, not to the patient this "
+                "message concerns or their contacts",
+                suggestion=_linked_address(ctx, r),
+            )
+        )
     return out
 
 
@@ -218,11 +258,14 @@ def nhs_number(ctx: EmailContext, p: NoParams, state: Any) -> list[Finding]:
             own |= ctx.directory.patients_of(i)
         others = [c for c in ctx.content_patients if c not in own]
         if others:
-            out.append(Finding(
-                code="email.nhs_number_other_patient", recipient=r.label,
-                message=f"the message carries the NHS number of {len(others)} patient(s) other "
-                        f"than {r.label}'s own",
-            ))
+            out.append(
+                Finding(
+                    code="email.nhs_number_other_patient",
+                    recipient=r.label,
+                    message=f"the message carries the NHS number of {len(others)} patient(s) other "
+                    f"than {r.label}'s own",
+                )
+            )
     return out
 
 
@@ -250,10 +293,16 @@ def patients_visible(ctx: EmailContext, p: VisibleParams, state: Any) -> list[Fi
     if len(groups) < p.min_patients or len(distinct) < p.min_patients:
         return []
     labels = [label for ls in groups.values() for label in ls]
-    return [Finding(code="email.patients_visible", recipient=label,
-                    message=f"{len(labels)} recipients in To/Cc belong to {len(distinct)} different "
-                            "patients and would see each other's addresses",
-                    suggestion="move the patients' addresses to Bcc") for label in labels]
+    return [
+        Finding(
+            code="email.patients_visible",
+            recipient=label,
+            message=f"{len(labels)} recipients in To/Cc belong to {len(distinct)} different "
+            "patients and would see each other's addresses",
+            suggestion="move the patients' addresses to Bcc",
+        )
+        for label in labels
+    ]
 
 
 class SecureParams(Params):
@@ -278,9 +327,15 @@ def insecure_domain(ctx: EmailContext, p: SecureParams, state: Any) -> list[Find
         dom = r.address.domain
         if any(fnmatch.fnmatchcase(dom, pat) for pat in p.secure_domains):
             continue
-        out.append(Finding(code="email.insecure_domain", recipient=r.label, severity=Severity.MEDIUM,
-                           message=f"patient data to {dom}, which is not on the secure list",
-                           suggestion=f"add {p.secure_tags[0]} to the subject" if p.secure_tags else None))
+        out.append(
+            Finding(
+                code="email.insecure_domain",
+                recipient=r.label,
+                severity=Severity.MEDIUM,
+                message=f"patient data to {dom}, which is not on the secure list",
+                suggestion=f"add {p.secure_tags[0]} to the subject" if p.secure_tags else None,
+            )
+        )
     return out
 
 
@@ -302,16 +357,20 @@ def display_name(ctx: EmailContext, p: NoParams, state: Any) -> list[Finding]:
         if any(_named_by(r.display_name, e) for e in owners):
             continue
         key = display_key(r.display_name)
-        named = [e for e in d.entries(d.by_name(key)) if _named_by(r.display_name, e)] if key else []
+        named = (
+            [e for e in d.entries(d.by_name(key)) if _named_by(r.display_name, e)] if key else []
+        )
         if not named:
             continue  # a name nobody in the directory has: an alias, not a mix-up
         preferred = [e for e in named if e.index in ctx.linked] or named
         suggestion = next((a for e in preferred for a in e.current_emails()), None)
-        out.append(Finding(
-            code="email.display_name_mismatch", recipient=r.label,
-            message=f"the display name {r.display_name!r} is a different directory entry "
-                    f"than the owner of {r.address.address}",
-            suggestion=suggestion,
-        ))
+        out.append(
+            Finding(
+                code="email.display_name_mismatch",
+                recipient=r.label,
+                message=f"the display name {r.display_name!r} is a different directory entry "
+                f"than the owner of {r.address.address}",
+                suggestion=suggestion,
+            )
+        )
     return out
-

@@ -31,25 +31,47 @@ class NumberParams(Params):
     """Numbers outside this country code are reported as fax.international."""
 
 
-@register("fax.number", FAX, NumberParams,
-          ("fax.invalid", "fax.premium_rate", "fax.personal", "fax.mobile", "fax.international"))
+@register(
+    "fax.number",
+    FAX,
+    NumberParams,
+    ("fax.invalid", "fax.premium_rate", "fax.personal", "fax.mobile", "fax.international"),
+)
 def number(ctx: FaxContext, p: NumberParams, state: Any) -> list[Finding]:
     """The number parses, is valid, and is a kind of line a fax may go to."""
     parsed = ctx.parsed
     if isinstance(parsed, str):
-        return [Finding(code="fax.invalid", recipient=ctx.label,
-                        message=f"{ctx.send.number!r} is not a phone number: {parsed}")]
+        return [
+            Finding(
+                code="fax.invalid",
+                recipient=ctx.label,
+                message=f"{ctx.send.number!r} is not a phone number: {parsed}",
+            )
+        ]
     if not parsed.valid:
-        return [Finding(code="fax.invalid", recipient=ctx.label,
-                        message=f"{ctx.send.number!r} is not a valid number (too short, too long "
-                                "or an unused range)")]
+        return [
+            Finding(
+                code="fax.invalid",
+                recipient=ctx.label,
+                message=f"{ctx.send.number!r} is not a valid number (too short, too long "
+                "or an unused range)",
+            )
+        ]
     out = []
     kind = _KIND_CODES.get(parsed.kind)
     if kind:
-        out.append(Finding(code=kind[0], recipient=ctx.label, message=f"{parsed.e164} is {kind[1]}"))
+        out.append(
+            Finding(code=kind[0], recipient=ctx.label, message=f"{parsed.e164} is {kind[1]}")
+        )
     if parsed.country_code != p.home_country_code:
-        out.append(Finding(code="fax.international", recipient=ctx.label, severity=Severity.MEDIUM,
-                           message=f"{parsed.e164} is outside the home country"))
+        out.append(
+            Finding(
+                code="fax.international",
+                recipient=ctx.label,
+                severity=Severity.MEDIUM,
+                message=f"{parsed.e164} is outside the home country",
+            )
+        )
     return out
 
 
@@ -60,15 +82,15 @@ def digit_variants(key: int, country_code: int) -> list[int]:
     cc = str(country_code)
     if not digits.startswith(cc):
         return []
-    nat = digits[len(cc):]
+    nat = digits[len(cc) :]
     out: set[str] = set()
     for i in range(len(nat)):
         for c in "0123456789":
             if c != nat[i]:
-                out.add(nat[:i] + c + nat[i + 1:])
-        out.add(nat[:i] + nat[i + 1:])
+                out.add(nat[:i] + c + nat[i + 1 :])
+        out.add(nat[:i] + nat[i + 1 :])
         if i + 1 < len(nat) and nat[i] != nat[i + 1]:
-            out.add(nat[:i] + nat[i + 1] + nat[i] + nat[i + 2:])
+            out.add(nat[:i] + nat[i + 1] + nat[i] + nat[i + 2 :])
     for i in range(len(nat) + 1):
         for c in "0123456789":
             out.add(nat[:i] + c + nat[i:])
@@ -92,13 +114,16 @@ def near_known(ctx: FaxContext, p: NoParams, state: Any) -> list[Finding]:
     preferred = ctx.intended_family or ctx.linked
     strong = [x for x in near if x[0] in preferred]
     i, k = (strong or near)[0]
-    return [Finding(
-        code="fax.near_known", recipient=ctx.label,
-        severity=Severity.HIGH if strong else Severity.MEDIUM,
-        message=f"{n.e164} is not on file but is one keying slip from the fax number of "
-                f"{d.entry(i).label}",
-        suggestion=format_international(k),
-    )]
+    return [
+        Finding(
+            code="fax.near_known",
+            recipient=ctx.label,
+            severity=Severity.HIGH if strong else Severity.MEDIUM,
+            message=f"{n.e164} is not on file but is one keying slip from the fax number of "
+            f"{d.entry(i).label}",
+            suggestion=format_international(k),
+        )
+    ]
 
 
 @register("fax.other_contact", FAX, NoParams, ("fax.other_contact",))
@@ -118,9 +143,14 @@ def other_contact(ctx: FaxContext, p: NoParams, state: Any) -> list[Finding]:
     else:
         return []
     whose = ", ".join(d.entry(i).label for i in sorted(owners)[:3])
-    return [Finding(code="fax.other_contact", recipient=ctx.label,
-                    message=f"{ctx.label} is on file for {whose}, not for the intended contact",
-                    suggestion=_intended_fax(ctx))]
+    return [
+        Finding(
+            code="fax.other_contact",
+            recipient=ctx.label,
+            message=f"{ctx.label} is on file for {whose}, not for the intended contact",
+            suggestion=_intended_fax(ctx),
+        )
+    ]
 
 
 def _intended_fax(ctx: FaxContext) -> str | None:
@@ -131,8 +161,12 @@ def _intended_fax(ctx: FaxContext) -> str | None:
     return None
 
 
-@register("fax.not_on_file", FAX, NoParams,
-          ("fax.not_on_file", "fax.previous_number", "fax.voice_number", "fax.unknown_intended"))
+@register(
+    "fax.not_on_file",
+    FAX,
+    NoParams,
+    ("fax.not_on_file", "fax.previous_number", "fax.voice_number", "fax.unknown_intended"),
+)
 def not_on_file(ctx: FaxContext, p: NoParams, state: Any) -> list[Finding]:
     """The number is not a current fax number of the intended contact (or, with
     no intended contact, not in the directory at all): confirm by phone, as
@@ -142,27 +176,54 @@ def not_on_file(ctx: FaxContext, p: NoParams, state: Any) -> list[Finding]:
         return []
     d = ctx.directory
     if ctx.intended_ref and not ctx.intended:
-        return [Finding(code="fax.unknown_intended", recipient=ctx.label,
-                        message=f"the intended contact {ctx.intended_ref!r} is not in the directory, "
-                                "so the number cannot be confirmed")]
+        return [
+            Finding(
+                code="fax.unknown_intended",
+                recipient=ctx.label,
+                message=f"the intended contact {ctx.intended_ref!r} is not in the directory, "
+                "so the number cannot be confirmed",
+            )
+        ]
     family = ctx.intended_family
     if not family:
         if ctx.owners:
             return []
-        return [Finding(code="fax.not_on_file", recipient=ctx.label, severity=Severity.MEDIUM,
-                        message=f"{n.e164} is not in the directory; confirm it by phone before sending")]
+        return [
+            Finding(
+                code="fax.not_on_file",
+                recipient=ctx.label,
+                severity=Severity.MEDIUM,
+                message=f"{n.e164} is not in the directory; confirm it by phone before sending",
+            )
+        ]
     mine = [x for i in sorted(family) for x in d.entry(i).numbers if x.key == n.key]
     if any(x.current and x.system == "fax" for x in mine):
         return []
     if any(x.system == "fax" for x in mine):
-        return [Finding(code="fax.previous_number", recipient=ctx.label,
-                        message=f"{n.e164} is a fax number the intended contact no longer uses",
-                        suggestion=_intended_fax(ctx))]
+        return [
+            Finding(
+                code="fax.previous_number",
+                recipient=ctx.label,
+                message=f"{n.e164} is a fax number the intended contact no longer uses",
+                suggestion=_intended_fax(ctx),
+            )
+        ]
     if mine:
-        return [Finding(code="fax.voice_number", recipient=ctx.label,
-                        message=f"{n.e164} is the intended contact's phone number, not their fax",
-                        suggestion=_intended_fax(ctx))]
+        return [
+            Finding(
+                code="fax.voice_number",
+                recipient=ctx.label,
+                message=f"{n.e164} is the intended contact's phone number, not their fax",
+                suggestion=_intended_fax(ctx),
+            )
+        ]
     label = d.entry(ctx.intended[0]).label
-    return [Finding(code="fax.not_on_file", recipient=ctx.label, severity=Severity.MEDIUM,
-                    message=f"{n.e164} is not on file for {label}; confirm it by phone before sending",
-                    suggestion=_intended_fax(ctx))]
+    return [
+        Finding(
+            code="fax.not_on_file",
+            recipient=ctx.label,
+            severity=Severity.MEDIUM,
+            message=f"{n.e164} is not on file for {label}; confirm it by phone before sending",
+            suggestion=_intended_fax(ctx),
+        )
+    ]

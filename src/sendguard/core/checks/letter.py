@@ -31,8 +31,12 @@ class NoParams(Params):
     pass
 
 
-@register("letter.postcode", LETTER, NoParams,
-          ("letter.postcode_missing", "letter.postcode_invalid", "letter.pseudo_postcode"))
+@register(
+    "letter.postcode",
+    LETTER,
+    NoParams,
+    ("letter.postcode_missing", "letter.postcode_invalid", "letter.pseudo_postcode"),
+)
 def postcode(ctx: LetterContext, p: NoParams, state: Any) -> list[Finding]:
     """The address ends in a valid UK postcode that Royal Mail can deliver to."""
     pc = ctx.address.postcode
@@ -41,19 +45,36 @@ def postcode(ctx: LetterContext, p: NoParams, state: Any) -> list[Finding]:
         last = lines[-1] if lines else ""
         fixed = fix_postcode(last)
         if fixed and parse_postcode(fixed):
-            return [Finding(code="letter.postcode_invalid", recipient=ctx.label,
-                            message=f"{last!r} is not a valid postcode", suggestion=fixed)]
-        return [Finding(code="letter.postcode_missing", recipient=ctx.label,
-                        message="the address has no valid UK postcode")]
+            return [
+                Finding(
+                    code="letter.postcode_invalid",
+                    recipient=ctx.label,
+                    message=f"{last!r} is not a valid postcode",
+                    suggestion=fixed,
+                )
+            ]
+        return [
+            Finding(
+                code="letter.postcode_missing",
+                recipient=ctx.label,
+                message="the address has no valid UK postcode",
+            )
+        ]
     if pc.startswith(PSEUDO_POSTCODE):
-        return [Finding(code="letter.pseudo_postcode", recipient=ctx.label,
-                        message=f"{pc} is an NHS pseudo-postcode (no fixed abode, abroad or not "
-                                "known), never a mailable address")]
+        return [
+            Finding(
+                code="letter.pseudo_postcode",
+                recipient=ctx.label,
+                message=f"{pc} is an NHS pseudo-postcode (no fixed abode, abroad or not "
+                "known), never a mailable address",
+            )
+        ]
     return []
 
 
 _FILLER = re.compile(
-    r"^\s*(?:to\s+)?(?:the\s+)?(?:(?:parents?|guardians?|carers?|family|next of kin)\s*(?:or|and|/)?\s*)+of\s+",
+    r"^\s*(?:to\s+)?(?:the\s+)?"
+    r"(?:(?:parents?|guardians?|carers?|family|next of kin)\s*(?:or|and|/)?\s*)+of\s+",
     re.IGNORECASE,
 )
 
@@ -62,7 +83,8 @@ def _names(text: str, e: Entry) -> bool:
     if e.kind is Kind.ORGANIZATION:
         return bool(e.org_name) and fuzz.token_set_ratio(text.lower(), e.org_name.lower()) >= 85
     return name_matches(text, e.given, e.family) or (
-        e.kind is Kind.ROLE and bool(e.org_name)
+        e.kind is Kind.ROLE
+        and bool(e.org_name)
         and fuzz.token_set_ratio(text.lower(), e.org_name.lower()) >= 85
     )
 
@@ -85,10 +107,14 @@ def addressee(ctx: LetterContext, p: NoParams, state: Any) -> list[Finding]:
     meant = ctx.intended[0] if ctx.intended else ctx.patients[0]
     e = ctx.entry(meant)
     name = e.org_name if e.kind is Kind.ORGANIZATION else " ".join((*e.prefix, e.person_name))
-    return [Finding(code="letter.addressee_unknown", recipient=ctx.label,
-                    message=f"{ctx.send.addressee!r} is neither the patient nor one of their "
-                            "contacts",
-                    suggestion=name.strip() or None)]
+    return [
+        Finding(
+            code="letter.addressee_unknown",
+            recipient=ctx.label,
+            message=f"{ctx.send.addressee!r} is neither the patient nor one of their contacts",
+            suggestion=name.strip() or None,
+        )
+    ]
 
 
 def _targets(ctx: LetterContext) -> list[int]:
@@ -104,9 +130,18 @@ def _targets(ctx: LetterContext) -> list[int]:
     return list(ctx.patients)
 
 
-@register("letter.address", LETTER, NoParams,
-          ("letter.address_mismatch", "letter.previous_address", "letter.other_patient_address",
-           "letter.postcode_typo", "letter.address_not_on_file"))
+@register(
+    "letter.address",
+    LETTER,
+    NoParams,
+    (
+        "letter.address_mismatch",
+        "letter.previous_address",
+        "letter.other_patient_address",
+        "letter.postcode_typo",
+        "letter.address_not_on_file",
+    ),
+)
 def address(ctx: LetterContext, p: NoParams, state: Any) -> list[Finding]:
     """The address is the addressee's current address on file."""
     sent = ctx.address
@@ -122,28 +157,54 @@ def address(ctx: LetterContext, p: NoParams, state: Any) -> list[Finding]:
             (current if a.current else previous).append((a.text, normalise_address(a.text)))
     label = ctx.label
     if not current and not previous:
-        return [Finding(code="letter.address_not_on_file", recipient=label, severity=Severity.MEDIUM,
-                        message="there is no address on file to confirm this one against")]
+        return [
+            Finding(
+                code="letter.address_not_on_file",
+                recipient=label,
+                severity=Severity.MEDIUM,
+                message="there is no address on file to confirm this one against",
+            )
+        ]
     if any(same_place(sent, f) for _, f in current):
         return []
     suggestion = current[0][0] if current else None
     if any(same_place(sent, f) for _, f in previous):
-        return [Finding(code="letter.previous_address", recipient=label,
-                        message="this is a previous address; the addressee has moved",
-                        suggestion=suggestion)]
+        return [
+            Finding(
+                code="letter.previous_address",
+                recipient=label,
+                message="this is a previous address; the addressee has moved",
+                suggestion=suggestion,
+            )
+        ]
     slip = next((text for text, f in current if postcode_slip(sent, f)), None)
     if slip:
-        return [Finding(code="letter.postcode_typo", recipient=label,
-                        message=f"the postcode {sent.postcode} is one character off the address on file",
-                        suggestion=slip)]
+        return [
+            Finding(
+                code="letter.postcode_typo",
+                recipient=label,
+                message=f"the postcode {sent.postcode} is one character off the address on file",
+                suggestion=slip,
+            )
+        ]
     others = _others_at(ctx, sent, set(targets))
     if others:
-        return [Finding(code="letter.other_patient_address", recipient=label,
-                        message=f"this is the address of {ctx.entry(others[0]).label}",
-                        suggestion=suggestion)]
-    return [Finding(code="letter.address_mismatch", recipient=label,
-                    message="the address is not the one on file for the addressee",
-                    suggestion=suggestion)]
+        return [
+            Finding(
+                code="letter.other_patient_address",
+                recipient=label,
+                message=f"this is the address of {ctx.entry(others[0]).label}",
+                suggestion=suggestion,
+            )
+        ]
+    return [
+        Finding(
+            code="letter.address_mismatch",
+            recipient=label,
+            message="the address is not the one on file for the addressee",
+            suggestion=suggestion,
+        )
+    ]
 
 
 def _others_at(ctx: LetterContext, sent: NormalAddress, exclude: set[int]) -> list[int]:
@@ -153,7 +214,8 @@ def _others_at(ctx: LetterContext, sent: NormalAddress, exclude: set[int]) -> li
     for i in d.by_place(sent.key):
         if i in exclude or i in ctx.linked or d.is_professional(i):
             continue
-        if any(a.current and same_place(sent, normalise_address(a.text)) for a in d.entry(i).addresses):
+        if any(
+            a.current and same_place(sent, normalise_address(a.text)) for a in d.entry(i).addresses
+        ):
             out.append(i)
     return out
-

@@ -81,7 +81,8 @@ class DirectoryBuilder:
         self._pending_refs: list[tuple[str, str]] = []  # (ref, field) of unresolved links
         self._link_ref = array("i")
         self._keys: dict[str, tuple[array[int], array[int]]] = {
-            name: (array("q"), array("i")) for name in ("refs", "emails", "numbers", "names", "places")
+            name: (array("q"), array("i"))
+            for name in ("refs", "emails", "numbers", "names", "places")
         }
         self._numbers_u = array("Q")
         self._locals: list[str] = []
@@ -110,8 +111,13 @@ class DirectoryBuilder:
         j = self._index_of.get(hid)
         if j is not None:
             if self._record(j) != record:
-                self.fail(r.problem("id", f"conflicting duplicate of {r.id} (first in "
-                                          f"{self._where(j)}); entries are never merged"))
+                self.fail(
+                    r.problem(
+                        "id",
+                        f"conflicting duplicate of {r.id} (first in "
+                        f"{self._where(j)}); entries are never merged",
+                    )
+                )
             return
         self._index_of[hid] = i
         for a in r.aliases:
@@ -188,7 +194,9 @@ class DirectoryBuilder:
 
     def _normalise(
         self, r: RawEntry
-    ) -> tuple[bytes | None, list[tuple[str, str, str]], list[int], list[str], str | None, str | None]:
+    ) -> tuple[
+        bytes | None, list[tuple[str, str, str]], list[int], list[str], str | None, str | None
+    ]:
         """Encode one entry; report bad fields. Returns (record, emails
         (local, domain, address), number keys, place keys, NHS, ODS)."""
         before = len(self.problems)
@@ -226,8 +234,10 @@ class DirectoryBuilder:
             lines = [x.strip() for x in ad.lines if x.strip()]
             postcode = parse_postcode(ad.postcode) if ad.postcode else None
             if ad.postcode and postcode is None:
-                self.warnings.append(f"{r.file} {r.record or r.id} {ad.field}: "
-                                     f"postcode {ad.postcode!r} is not a UK postcode")
+                self.warnings.append(
+                    f"{r.file} {r.record or r.id} {ad.field}: "
+                    f"postcode {ad.postcode!r} is not a UK postcode"
+                )
             if postcode is None:
                 postcode = find_postcode(" ".join(lines))
             elif postcode.replace(" ", "") not in "".join(lines).upper().replace(" ", ""):
@@ -240,8 +250,16 @@ class DirectoryBuilder:
         if len(self.problems) > before:
             return None, [], [], [], None, None
         record = encode_record(
-            id=r.id, nhs_number=nhs, ods_code=ods, given=r.given, family=r.family, prefix=r.prefix,
-            org_name=r.org_name, emails=emails, numbers=numbers, addresses=addresses,
+            id=r.id,
+            nhs_number=nhs,
+            ods_code=ods,
+            given=r.given,
+            family=r.family,
+            prefix=r.prefix,
+            org_name=r.org_name,
+            emails=emails,
+            numbers=numbers,
+            addresses=addresses,
         )
         return record, email_keys, [k for k, _, _ in numbers], places, nhs, ods
 
@@ -266,11 +284,18 @@ class DirectoryBuilder:
         nhs = np.frombuffer(self._nhs, dtype=np.int64) if n else np.zeros(0, np.int64)
         order = np.argsort(nhs, kind="stable")
         sorted_nhs = nhs[order]
-        for d in np.nonzero((sorted_nhs[1:] == sorted_nhs[:-1]) & (sorted_nhs[1:] >= 0))[0].tolist():
+        for d in np.nonzero((sorted_nhs[1:] == sorted_nhs[:-1]) & (sorted_nhs[1:] >= 0))[
+            0
+        ].tolist():
             a, b = int(order[d]), int(order[d + 1])
-            self.problems.append(Problem(self._files[self._file_of[b]], self._id(b), "identifier",
-                                         f"NHS number is also on {self._id(a)}; entries are "
-                                         "never merged"))
+            self.problems.append(
+                Problem(
+                    self._files[self._file_of[b]],
+                    self._id(b),
+                    "identifier",
+                    f"NHS number is also on {self._id(a)}; entries are never merged",
+                )
+            )
         if self.problems:
             raise DirectoryError(self.problems)
 
@@ -284,16 +309,18 @@ class DirectoryBuilder:
         patients, contacts = _SLOT["patients"], _SLOT["contacts"]
         upward = (_SLOT["organizations"], _SLOT["practitioners"])
         roles = _SLOT["roles"]
-        for a, s, b, p in zip(self._link_src, self._link_slot, self._link_dst, self._link_ref,
-                              strict=True):
+        for a, s, b, p in zip(
+            self._link_src, self._link_slot, self._link_dst, self._link_ref, strict=True
+        ):
             if b < 0:
                 if p not in resolved:
                     resolved[p] = self._resolve(self._pending_refs[p][0])
                 target = resolved[p]
                 if target is None:
                     ref, fld = self._pending_refs[p]
-                    self.warnings.append(f"{self._where(a)} {fld}: reference {ref} is not in "
-                                         "the directory")
+                    self.warnings.append(
+                        f"{self._where(a)} {fld}: reference {ref} is not in the directory"
+                    )
                     continue
                 b = target
             src.append(a)
@@ -315,15 +342,22 @@ class DirectoryBuilder:
 
         def multimap(name: str) -> MultiMap:
             k, v = self._keys[name]
-            keys = np.frombuffer(k, dtype=np.int64).view(np.uint64) if len(k) else np.zeros(0, np.uint64)
-            return MultiMap.from_arrays(keys.copy(), np.frombuffer(v, dtype=np.int32).copy()
-                                        if len(v) else np.zeros(0, np.int32))
+            keys = (
+                np.frombuffer(k, dtype=np.int64).view(np.uint64)
+                if len(k)
+                else np.zeros(0, np.uint64)
+            )
+            return MultiMap.from_arrays(
+                keys.copy(),
+                np.frombuffer(v, dtype=np.int32).copy() if len(v) else np.zeros(0, np.int32),
+            )
 
         pro = np.frombuffer(self._pro_at, dtype=np.int64).tolist() if len(self._pro_at) else []
         salts = self._salts.tolist()
         vals = self._local_vals.tolist()
-        near_pro = DeletionIndex.build([self._locals[j] for j in pro], [salts[j] for j in pro],
-                                       [vals[j] for j in pro], k=2)
+        near_pro = DeletionIndex.build(
+            [self._locals[j] for j in pro], [salts[j] for j in pro], [vals[j] for j in pro], k=2
+        )
         near_all = DeletionIndex.build(self._locals, salts, vals, k=1)
         self._locals = []
         numbers_v = np.frombuffer(self._keys["numbers"][1], dtype=np.int32)
@@ -332,13 +366,18 @@ class DirectoryBuilder:
             offsets=np.frombuffer(self._offsets, dtype=np.int64).copy(),
             blob=bytes(self._blob),
             link_offsets=link_offsets,
-            link_targets=(np.frombuffer(dst, dtype=np.int32) if len(dst) else np.zeros(0, np.int32))[order],
-            link_kinds=(np.frombuffer(slot, dtype=np.int8) if len(slot) else np.zeros(0, np.int8))[order],
+            link_targets=(
+                np.frombuffer(dst, dtype=np.int32) if len(dst) else np.zeros(0, np.int32)
+            )[order],
+            link_kinds=(np.frombuffer(slot, dtype=np.int8) if len(slot) else np.zeros(0, np.int8))[
+                order
+            ],
             refs=multimap("refs"),
             emails=multimap("emails"),
             numbers=MultiMap.from_arrays(
                 np.frombuffer(self._numbers_u, dtype=np.uint64).copy()
-                if len(self._numbers_u) else np.zeros(0, np.uint64),
+                if len(self._numbers_u)
+                else np.zeros(0, np.uint64),
                 numbers_v.copy() if len(numbers_v) else np.zeros(0, np.int32),
             ),
             names=multimap("names"),

@@ -83,8 +83,14 @@ def entries_from_csv(lines: Iterable[str], file: str) -> Iterator[RawEntry]:
         raise CsvProblem(Problem(file, "header", "", "the file is empty"))
     unknown = [h for h in header if h not in CSV_COLUMNS]
     if unknown:
-        raise CsvProblem(Problem(file, "header", unknown[0],
-                                 f"unknown column; known columns are {', '.join(CSV_COLUMNS)}"))
+        raise CsvProblem(
+            Problem(
+                file,
+                "header",
+                unknown[0],
+                f"unknown column; known columns are {', '.join(CSV_COLUMNS)}",
+            )
+        )
     for required in ("id", "kind"):
         if required not in header:
             raise CsvProblem(Problem(file, "header", required, "required column is missing"))
@@ -94,7 +100,9 @@ def entries_from_csv(lines: Iterable[str], file: str) -> Iterator[RawEntry]:
         except StopIteration:
             return
         except csv.Error as exc:
-            raise CsvProblem(Problem(file, f"line {reader.line_num}", "", f"not valid CSV: {exc}")) from None
+            raise CsvProblem(
+                Problem(file, f"line {reader.line_num}", "", f"not valid CSV: {exc}")
+            ) from None
         where = f"line {reader.line_num}"
         if None in row:
             raise CsvProblem(Problem(file, where, "", "more cells than header columns"))
@@ -113,7 +121,9 @@ def _entry(row: dict[str, str], file: str, where: str) -> RawEntry:
         raise fail("id", "every row needs an id")
     kind = _KINDS.get(get("kind").lower())
     if kind is None:
-        raise fail("kind", f"unknown kind {get('kind')!r}; use one of {', '.join(k.value for k in Kind)}")
+        raise fail(
+            "kind", f"unknown kind {get('kind')!r}; use one of {', '.join(k.value for k in Kind)}"
+        )
     given = tuple(get("given").split())
     family = get("family")
     name = get("name")
@@ -125,21 +135,30 @@ def _entry(row: dict[str, str], file: str, where: str) -> RawEntry:
         given, family = tuple(words[:-1]), words[-1]
     telecoms: list[RawTelecom] = []
     for col, system, ended in (
-        ("email", "email", False), ("fax", "fax", False), ("phone", "phone", False),
-        ("previous_email", "email", True), ("previous_fax", "fax", True),
+        ("email", "email", False),
+        ("fax", "fax", False),
+        ("phone", "phone", False),
+        ("previous_email", "email", True),
+        ("previous_fax", "fax", True),
     ):
         for v in _items(get(col)):
-            telecoms.append(RawTelecom(system=system, value=v, field=col,
-                                       end=_LONG_AGO if ended else None))
+            telecoms.append(
+                RawTelecom(system=system, value=v, field=col, end=_LONG_AGO if ended else None)
+            )
     addresses: list[RawAddress] = []
-    for col, pc_col, use in (("address", "postcode", "home"), ("previous_address", "previous_postcode", "old")):
+    for col, pc_col, use in (
+        ("address", "postcode", "home"),
+        ("previous_address", "previous_postcode", "old"),
+    ):
         lines = tuple(x.strip() for x in get(col).translate(_SPLIT_LINES).splitlines() if x.strip())
         if lines or get(pc_col):
             addresses.append(RawAddress(lines=lines, postcode=get(pc_col), use=use, field=col))
     links: list[RawLink] = []
     for col, lk in (
-        ("gp", LinkKind.GP), ("contact_of", LinkKind.CONTACT_OF),
-        ("organization", LinkKind.ORGANIZATION), ("practitioner", LinkKind.PRACTITIONER),
+        ("gp", LinkKind.GP),
+        ("contact_of", LinkKind.CONTACT_OF),
+        ("organization", LinkKind.ORGANIZATION),
+        ("practitioner", LinkKind.PRACTITIONER),
     ):
         links.extend(RawLink(kind=lk, ref=_ref(v), field=col) for v in _items(get(col)))
     if kind is Kind.CONTACT and not any(lk.kind is LinkKind.CONTACT_OF for lk in links):
@@ -160,4 +179,3 @@ def _entry(row: dict[str, str], file: str, where: str) -> RawEntry:
         addresses=tuple(addresses),
         links=tuple(links),
     )
-

@@ -30,8 +30,8 @@ __all__ = [
     "DirectoryStats",
     "Email",
     "Entry",
-    "Number",
     "NearEmail",
+    "Number",
     "ref_key",
 ]
 
@@ -175,10 +175,14 @@ class Directory:
             return cached
         lo, hi = int(self.link_offsets[i]), int(self.link_offsets[i + 1])
         links: list[list[int]] = [[] for _ in LINK_SLOTS]
-        for t, k in zip(self.link_targets[lo:hi].tolist(), self.link_kinds[lo:hi].tolist(), strict=True):
+        for t, k in zip(
+            self.link_targets[lo:hi].tolist(), self.link_kinds[lo:hi].tolist(), strict=True
+        ):
             if t not in links[k]:
                 links[k].append(t)
-        e = _decode(i, KIND_CODES[self.kinds[i]], self.blob[self.offsets[i] : self.offsets[i + 1]], links)
+        e = _decode(
+            i, KIND_CODES[self.kinds[i]], self.blob[self.offsets[i] : self.offsets[i + 1]], links
+        )
         if e.kind in (Kind.ROLE, Kind.PRACTITIONER) and (not e.family or not e.org_name):
             e = self._borrow_names(e)
         if len(self._cache) > 4096:
@@ -203,7 +207,7 @@ class Directory:
         return (self.entry(i) for i in range(len(self)))
 
     def kind(self, i: int) -> Kind:
-        return KIND_CODES[self.kinds[i]]
+        return KIND_CODES[int(self.kinds[i])]
 
     def is_professional(self, i: int) -> bool:
         return KIND_CODES[self.kinds[i]] in PROFESSIONAL_KINDS
@@ -248,7 +252,9 @@ class Directory:
         return any(e.address == address for e in self.entry(i).emails)
 
     def by_number(self, key: int) -> list[int]:
-        return [i for i in self.numbers.get(key) if any(n.key == key for n in self.entry(i).numbers)]
+        return [
+            i for i in self.numbers.get(key) if any(n.key == key for n in self.entry(i).numbers)
+        ]
 
     def numbers_near(self, keys: list[int]) -> list[int]:
         """Entries holding any of the given number keys (variants of a query)."""
@@ -285,8 +291,8 @@ class Directory:
                 if em.address not in dist:
                     l2, d2 = split_address(em.address)
                     far = d2 != domain
-                    dist[em.address] = max_edits + 1 if far else OSA.distance(
-                        local, l2, score_cutoff=max_edits
+                    dist[em.address] = (
+                        max_edits + 1 if far else OSA.distance(local, l2, score_cutoff=max_edits)
                     )
                 if dist[em.address] <= max_edits:
                     owners.setdefault(em.address, []).append(i)
@@ -343,10 +349,26 @@ class Directory:
             domains=len(self.domains),
             index_bytes=sum(
                 m.nbytes
-                for m in (self.refs, self.emails, self.numbers, self.names, self.places,
-                          self.near_all, self.near_pro)
-            ) + sum(int(a.nbytes) for a in (self.offsets, self.kinds, self.link_offsets,
-                                            self.link_targets, self.link_kinds)),
+                for m in (
+                    self.refs,
+                    self.emails,
+                    self.numbers,
+                    self.names,
+                    self.places,
+                    self.near_all,
+                    self.near_pro,
+                )
+            )
+            + sum(
+                int(a.nbytes)
+                for a in (
+                    self.offsets,
+                    self.kinds,
+                    self.link_offsets,
+                    self.link_targets,
+                    self.link_kinds,
+                )
+            ),
             record_bytes=len(self.blob),
             warnings=len(self.warnings),
         )

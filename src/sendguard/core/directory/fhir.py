@@ -143,7 +143,9 @@ def entries_from_resource(
     aliases = (full_url,) if full_url and full_url != eid else ()
 
     nhs, ods = _identifiers(res.get("identifier"), ctx, "identifier")
-    given, family, prefix = (), "", ()
+    given: tuple[str, ...] = ()
+    prefix: tuple[str, ...] = ()
+    family = ""
     org_name = ""
     if kind is Kind.ORGANIZATION:
         name = res.get("name", "")
@@ -155,21 +157,39 @@ def entries_from_resource(
     links: list[RawLink] = []
     if kind is Kind.PATIENT:
         for k, ref in enumerate(_list(res.get("generalPractitioner"), ctx, "generalPractitioner")):
-            links.append(RawLink(kind=LinkKind.GP, ref=_reference(ref, ctx, f"generalPractitioner[{k}]"),
-                                 field=f"generalPractitioner[{k}]"))
+            links.append(
+                RawLink(
+                    kind=LinkKind.GP,
+                    ref=_reference(ref, ctx, f"generalPractitioner[{k}]"),
+                    field=f"generalPractitioner[{k}]",
+                )
+            )
     elif kind is Kind.ROLE:
-        for fname, lk in (("practitioner", LinkKind.PRACTITIONER), ("organization", LinkKind.ORGANIZATION)):
+        for fname, lk in (
+            ("practitioner", LinkKind.PRACTITIONER),
+            ("organization", LinkKind.ORGANIZATION),
+        ):
             if res.get(fname) is not None:
                 links.append(RawLink(kind=lk, ref=_reference(res[fname], ctx, fname), field=fname))
     elif kind is Kind.ORGANIZATION:
         if res.get("partOf") is not None:
-            links.append(RawLink(kind=LinkKind.PART_OF, ref=_reference(res["partOf"], ctx, "partOf"),
-                                 field="partOf"))
+            links.append(
+                RawLink(
+                    kind=LinkKind.PART_OF,
+                    ref=_reference(res["partOf"], ctx, "partOf"),
+                    field="partOf",
+                )
+            )
     elif kind is Kind.CONTACT:
         if res.get("patient") is None:
             raise ctx.fail("patient", "a RelatedPerson must name its patient")
-        links.append(RawLink(kind=LinkKind.CONTACT_OF, ref=_reference(res["patient"], ctx, "patient"),
-                             field="patient"))
+        links.append(
+            RawLink(
+                kind=LinkKind.CONTACT_OF,
+                ref=_reference(res["patient"], ctx, "patient"),
+                field="patient",
+            )
+        )
     active = res.get("active", True) is not False
     yield RawEntry(
         id=eid,
@@ -196,7 +216,9 @@ def entries_from_resource(
                 raise ctx.fail(path, "expected an object")
             g, f, p = _human_name([c["name"]] if c.get("name") else [], ctx, f"{path}.name")
             telecoms = _telecoms(c.get("telecom"), ctx, f"{path}.telecom")
-            addresses = _addresses([c["address"]] if c.get("address") else [], ctx, f"{path}.address")
+            addresses = _addresses(
+                [c["address"]] if c.get("address") else [], ctx, f"{path}.address"
+            )
             if not (g or f or telecoms or addresses):
                 continue
             yield RawEntry(
@@ -257,11 +279,17 @@ def _human_name(value: Any, ctx: _Ctx, path: str) -> tuple[tuple[str, ...], str,
     if chosen is None:
         return (), "", ()
     k = best[1] if best else 0
-    given = tuple(_str(g, ctx, f"{path}[{k}].given") for g in _list(chosen.get("given"), ctx, f"{path}[{k}].given"))
+    given = tuple(
+        _str(g, ctx, f"{path}[{k}].given")
+        for g in _list(chosen.get("given"), ctx, f"{path}[{k}].given")
+    )
     family = chosen.get("family", "")
     if not isinstance(family, str):
         raise ctx.fail(f"{path}[{k}].family", "expected a string")
-    prefix = tuple(_str(p, ctx, f"{path}[{k}].prefix") for p in _list(chosen.get("prefix"), ctx, f"{path}[{k}].prefix"))
+    prefix = tuple(
+        _str(p, ctx, f"{path}[{k}].prefix")
+        for p in _list(chosen.get("prefix"), ctx, f"{path}[{k}].prefix")
+    )
     if not given and not family and isinstance(chosen.get("text"), str):
         words = chosen["text"].split()
         given, family = tuple(words[:-1]), words[-1] if words else ""
@@ -303,8 +331,11 @@ def _telecoms(value: Any, ctx: _Ctx, path: str) -> tuple[RawTelecom, ...]:
         v = t.get("value")
         if not isinstance(v, str) or not v.strip():
             raise ctx.fail(f"{p}.value", f"a {system} contact point needs a value")
-        out.append(RawTelecom(system=system, value=v, end=_end_date(t.get("period"), ctx, f"{p}.period"),
-                              field=p))
+        out.append(
+            RawTelecom(
+                system=system, value=v, end=_end_date(t.get("period"), ctx, f"{p}.period"), field=p
+            )
+        )
     return tuple(out)
 
 
@@ -326,9 +357,15 @@ def _addresses(value: Any, ctx: _Ctx, path: str) -> tuple[RawAddress, ...]:
         if not lines and not postcode:
             continue
         use = a.get("use", "home")
-        out.append(RawAddress(lines=tuple(lines), postcode=postcode,
-                              use=use if isinstance(use, str) else "home",
-                              end=_end_date(a.get("period"), ctx, f"{p}.period"), field=p))
+        out.append(
+            RawAddress(
+                lines=tuple(lines),
+                postcode=postcode,
+                use=use if isinstance(use, str) else "home",
+                end=_end_date(a.get("period"), ctx, f"{p}.period"),
+                field=p,
+            )
+        )
     return tuple(out)
 
 

@@ -67,7 +67,9 @@ class MultiMap:
 
     __slots__ = ("keys", "vals")
 
-    def __init__(self, keys: npt.NDArray[np.uint64] | npt.NDArray[np.uint32], vals: IntArray) -> None:
+    def __init__(
+        self, keys: npt.NDArray[np.uint64] | npt.NDArray[np.uint32], vals: IntArray
+    ) -> None:
         self.keys = keys
         self.vals = vals
 
@@ -170,7 +172,7 @@ class DeletionIndex:
     every candidate with an exact distance, which they do anyway.
     """
 
-    __slots__ = ("k", "max_len", "map")
+    __slots__ = ("k", "map", "max_len")
 
     def __init__(self, k: int, max_len: int, mapping: MultiMap) -> None:
         self.k = k
@@ -239,10 +241,7 @@ class DeletionIndex:
 
     def candidates(self, text: str, salt: int) -> list[int]:
         """Values of strings that may lie within k edits of `text`."""
-        if len(text) > self.max_len:
-            folds = {fold(text)}
-        else:
-            folds = _variants_py(text, self.k)
+        folds = {fold(text)} if len(text) > self.max_len else _variants_py(text, self.k)
         keys = [mix(f ^ salt) >> 32 for f in folds]
         return self.map.get_many(keys)
 

@@ -37,11 +37,11 @@ PROFESSIONAL_KINDS = frozenset({Kind.PRACTITIONER, Kind.ROLE, Kind.ORGANIZATION}
 
 
 class LinkKind(StrEnum):
-    GP = "gp"                        # patient -> practitioner / role / organization
-    CONTACT_OF = "contact_of"        # contact -> patient
-    PRACTITIONER = "practitioner"    # role -> practitioner
-    ORGANIZATION = "organization"    # role / practitioner -> organization
-    PART_OF = "part_of"              # organization -> parent organization
+    GP = "gp"  # patient -> practitioner / role / organization
+    CONTACT_OF = "contact_of"  # contact -> patient
+    PRACTITIONER = "practitioner"  # role -> practitioner
+    ORGANIZATION = "organization"  # role / practitioner -> organization
+    PART_OF = "part_of"  # organization -> parent organization
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,7 +87,9 @@ def parse_phone(text: str, region: str = "GB") -> PhoneNumber:
     except NumberParseException as exc:
         raise PhoneSyntaxError(_parse_error_text(exc)) from None
     valid = phonenumbers.is_valid_number(n)
-    kind = _KINDS.get(phonenumbers.number_type(n), PhoneKind.UNKNOWN) if valid else PhoneKind.UNKNOWN
+    kind = (
+        _KINDS.get(phonenumbers.number_type(n), PhoneKind.UNKNOWN) if valid else PhoneKind.UNKNOWN
+    )
     national = str(n.national_number)
     if n.italian_leading_zero:
         national = "0" * (n.number_of_leading_zeros or 1) + national

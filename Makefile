@@ -1,0 +1,19 @@
+# sendguard: the two commands of the quick start.
+#   make demo   set everything up and run sendguard on the bundled demo directory
+#   make test   set everything up and run the whole test suite (what CI runs)
+
+.PHONY: demo test lint setup
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	@scripts/demo.sh
+
+lint: setup
+	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff format --check src tests bench
+	.venv/bin/mypy
+
+test: lint
+	.venv/bin/python -m pytest

@@ -1,0 +1,84 @@
+"""Helpers shared by the CLI commands: loading a Guard, printing verdicts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+from sendguard.config import ConfigError
+from sendguard.core.directory import DirectoryError
+from sendguard.core.models import Action, Verdict
+from sendguard.core.rules import RulesError
+from sendguard.guard import Guard
+
+__all__ = ["EXIT", "add_source_options", "die", "load_guard", "print_verdict"]
+
+EXIT = {Action.ALLOW: 0, Action.WARN: 1, Action.HOLD: 2, Action.REJECT: 3}
+EX_USAGE, EX_DATAERR, EX_UNAVAILABLE, EX_SOFTWARE = 64, 65, 69, 70
+
+
+def die(message: str, status: int = EX_DATAERR) -> NoReturn:
+    print(f"sendguard: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def add_source_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-d",
+        "--directory",
+        action="append",
+        metavar="PATH",
+        help="directory file or folder (FHIR JSON/NDJSON, CSV); repeatable; "
+        "default: the config file's",
+    )
+    p.add_argument(
+        "--rules",
+        action="append",
+        metavar="PATH",
+        help="default rules folder/file replacing the shipped rules; repeatable",
+    )
+    p.add_argument(
+        "--local-rules",
+        action="append",
+        metavar="PATH",
+        help="local rules merged over the defaults; repeatable",
+    )
+
+
+def load_guard(args: argparse.Namespace) -> Guard:
+    """A Guard from --config and the source options; exits 65 on bad input."""
+    try:
+        guard = Guard.load(
+            getattr(args, "config", None),
+            directory=args.directory,
+            rules=args.rules,
+            local_rules=args.local_rules or (),
+        )
+    except (DirectoryError, RulesError, ConfigError) as exc:
+        die(str(exc))
+    if not len(guard.directory):
+        print("sendguard: warning: the directory is empty", file=sys.stderr)
+    return guard
+
+
+def print_verdict(v: Verdict, *, as_json: bool) -> int:
+    if as_json:
+        print(v.model_dump_json(indent=2))
+        return EXIT[v.action]
+    print(f"{v.action.value.upper()} ({v.channel.value})")
+    if len(v.recipients) > 1:
+        for r, a in v.recipients.items():
+            print(f"  {r}: {a.value}")
+    for f in v.findings:
+        tag = " (monitor only)" if f.monitor else ""
+        who = f" {f.recipient}:" if f.recipient else ""
+        print(
+            f"  - {f.code} [{f.severity.value}] {f.action.value}{tag},"
+            f" rule {f.rule}:{who} {f.message}"
+        )
+        if f.suggestion:
+            print(f"      suggestion: {f.suggestion}")
+    if not v.findings:
+        print("  no findings")
+    return EXIT[v.action]
