@@ -4,6 +4,9 @@
 
 .PHONY: demo test lint setup
 
+# Debian packages the integration tests drive; installed by scripts/setup.sh when root.
+export SENDGUARD_APT_PACKAGES ?= postfix swaks
+
 setup:
 	@scripts/setup.sh
 
