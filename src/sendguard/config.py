@@ -40,6 +40,9 @@ class _Section(BaseModel):
 class DirectoryConfig(_Section):
     sources: list[ConfigPath] = Field(default_factory=list)
     """FHIR JSON/NDJSON and CSV files or folders that make up the directory."""
+    snapshot: ConfigPath | None = None
+    """Compiled directory file: rebuilt when the sources change, mapped in a
+    second otherwise (recommended above ~100 000 entries)."""
     region: str = "GB"
     """Country whose dialling rules apply to numbers written without +CC."""
 

@@ -32,7 +32,7 @@ from sendguard.core.models import (
     Verdict,
 )
 from sendguard.core.rules import RuleSet
-from sendguard.sources import load_directory, load_rules, shipped_rules_dir
+from sendguard.sources import load_or_build, load_rules, shipped_rules_dir
 
 __all__ = ["Guard", "RecipientSpec", "parse_recipients"]
 
@@ -90,6 +90,7 @@ def _refs(value: str | Sequence[str] | None) -> tuple[str, ...]:
 @dataclass(frozen=True, slots=True)
 class _Sources:
     directory: tuple[Path, ...]
+    snapshot: Path | None
     rules: tuple[Path, ...] | None
     local_rules: tuple[Path, ...]
     region: str
@@ -129,15 +130,15 @@ class Guard:
         cfg = config if isinstance(config, Config) else load_config(config)
         reg = region or cfg.directory.region
         dir_paths: tuple[Path, ...] = ()
+        snap: Path | None = None
         if isinstance(directory, Directory):
             built = directory
         else:
-            dir_paths = (
-                tuple(map(Path, _paths(directory)))
-                if directory is not None
-                else tuple(cfg.directory.sources)
-            )
-            built = load_directory(dir_paths, as_of=as_of, region=reg)
+            if directory is None:  # the config's sources, through its snapshot
+                dir_paths, snap = tuple(cfg.directory.sources), cfg.directory.snapshot
+            else:
+                dir_paths = tuple(map(Path, _paths(directory)))
+            built = load_or_build(dir_paths, snap, as_of=as_of, region=reg)
         local_paths = (
             tuple(map(Path, _paths(local_rules)))
             or tuple(cfg.rules.local)
@@ -152,7 +153,7 @@ class Guard:
                 else (tuple(cfg.rules.defaults) if cfg.rules.defaults is not None else None)
             )
             ruleset = load_rules(rule_paths, local_paths)
-        sources = _Sources(dir_paths, rule_paths, local_paths, reg, as_of)
+        sources = _Sources(dir_paths, snap, rule_paths, local_paths, reg, as_of)
         return cls(Engine(built, ruleset, region=reg), sources, cfg)
 
     def reload(self, *, directory: bool = True, rules: bool = True) -> Engine:
@@ -164,8 +165,8 @@ class Guard:
         with self._lock:
             old = self._engine
             built = (
-                load_directory(src.directory, as_of=src.as_of, region=src.region)
-                if directory and src.directory
+                load_or_build(src.directory, src.snapshot, as_of=src.as_of, region=src.region)
+                if directory and (src.directory or src.snapshot)
                 else old.directory
             )
             ruleset = load_rules(src.rules, src.local_rules) if rules else old.rules

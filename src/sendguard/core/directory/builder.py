@@ -27,7 +27,7 @@ from sendguard.core.directory.directory import (
     encode_record,
     ref_key,
 )
-from sendguard.core.directory.index import DeletionIndex, MultiMap, salt_of
+from sendguard.core.directory.index import DeletionIndex, MultiMap, salt_of, skey
 from sendguard.core.directory.records import (
     PROFESSIONAL_KINDS,
     DirectoryError,
@@ -81,7 +81,7 @@ class DirectoryBuilder:
         self._pending_refs: list[tuple[str, str]] = []  # (ref, field) of unresolved links
         self._link_ref = array("i")
         self._keys: dict[str, tuple[array[int], array[int]]] = {
-            name: (array("q"), array("i"))
+            name: (array("Q"), array("i"))
             for name in ("refs", "emails", "numbers", "names", "places")
         }
         self._numbers_u = array("Q")
@@ -136,14 +136,14 @@ class DirectoryBuilder:
             self._files.append(r.file)
         self._file_of.append(fi)
         keys = self._keys
-        self._put("refs", hash(r.id), i)
+        self._put("refs", skey(r.id), i)
         if nhs:
-            self._put("refs", hash(f"nhs:{nhs}"), i)
+            self._put("refs", skey(f"nhs:{nhs}"), i)
         if ods:
-            self._put("refs", hash(f"ods:{ods}"), i)
+            self._put("refs", skey(f"ods:{ods}"), i)
         pro = r.kind in PROFESSIONAL_KINDS
         for local, domain, address in emails:
-            self._put("emails", hash(address), i)
+            self._put("emails", skey(address), i)
             salt = self._salt_cache.get(domain)
             if salt is None:
                 salt = self._salt_cache[domain] = salt_of(domain)
@@ -159,11 +159,11 @@ class DirectoryBuilder:
             self._numbers_u.append(key)
             keys["numbers"][1].append(i)
         for place in places:
-            self._put("places", hash(place), i)
+            self._put("places", skey(place), i)
         if r.kind is not Kind.ORGANIZATION:
             nk = name_key(r.given, r.family)
             if nk:
-                self._put("names", hash(nk), i)
+                self._put("names", skey(nk), i)
         for link in r.links:
             if link.kind is LinkKind.PART_OF:
                 continue
@@ -206,11 +206,11 @@ class DirectoryBuilder:
             if nhs is None:
                 self.fail(r.problem("identifier", "not a valid NHS number (Modulus 11)"))
         ods = r.ods_code.strip().upper() if r.ods_code else None
-        emails: list[tuple[str, bool]] = []
+        emails: list[tuple[str, int]] = []
         email_keys: list[tuple[str, str, str]] = []
-        numbers: list[tuple[int, str, bool]] = []
+        numbers: list[tuple[int, str, int]] = []
         for t in r.telecoms:
-            current = t.end is None or t.end >= self.as_of
+            end = t.end.toordinal() if t.end else 0
             if t.system == "email":
                 try:
                     addr = parse_email(t.value)
@@ -219,7 +219,7 @@ class DirectoryBuilder:
                     continue
                 a = addr.address
                 if all(a != e for e, _ in emails):
-                    emails.append((a, current))
+                    emails.append((a, end))
                     email_keys.append((addr.local, addr.domain, a))
             else:
                 key = phone_key(t.value, self.region)
@@ -227,8 +227,8 @@ class DirectoryBuilder:
                     self.fail(r.problem(t.field, f"not a usable {t.system} number: {t.value!r}"))
                     continue
                 if all(key != k or s != t.system for k, s, _ in numbers):
-                    numbers.append((key, t.system, current))
-        addresses: list[tuple[str, str | None, bool, str]] = []
+                    numbers.append((key, t.system, end))
+        addresses: list[tuple[str, str | None, int, str]] = []
         places: list[str] = []
         for ad in r.addresses:
             lines = [x.strip() for x in ad.lines if x.strip()]
@@ -243,8 +243,7 @@ class DirectoryBuilder:
             elif postcode.replace(" ", "") not in "".join(lines).upper().replace(" ", ""):
                 lines.append(postcode)
             text = ", ".join(lines)
-            current = ad.use != "old" and (ad.end is None or ad.end >= self.as_of)
-            addresses.append((text, postcode, current, ad.use))
+            addresses.append((text, postcode, ad.end.toordinal() if ad.end else 0, ad.use))
             if postcode:
                 places.append(normalise_address(text).key)
         if len(self.problems) > before:
@@ -342,11 +341,7 @@ class DirectoryBuilder:
 
         def multimap(name: str) -> MultiMap:
             k, v = self._keys[name]
-            keys = (
-                np.frombuffer(k, dtype=np.int64).view(np.uint64)
-                if len(k)
-                else np.zeros(0, np.uint64)
-            )
+            keys = np.frombuffer(k, dtype=np.uint64) if len(k) else np.zeros(0, np.uint64)
             return MultiMap.from_arrays(
                 keys.copy(),
                 np.frombuffer(v, dtype=np.int32).copy() if len(v) else np.zeros(0, np.int32),
@@ -362,6 +357,7 @@ class DirectoryBuilder:
         self._locals = []
         numbers_v = np.frombuffer(self._keys["numbers"][1], dtype=np.int32)
         return Directory(
+            as_of=self.as_of.toordinal(),
             kinds=np.frombuffer(self._kinds, dtype=np.int8).copy() if n else np.zeros(0, np.int8),
             offsets=np.frombuffer(self._offsets, dtype=np.int64).copy(),
             blob=bytes(self._blob),

@@ -18,7 +18,7 @@ import numpy.typing as npt
 import orjson
 from rapidfuzz.distance import OSA
 
-from sendguard.core.directory.index import DeletionIndex, MultiMap, salt_of
+from sendguard.core.directory.index import DeletionIndex, MultiMap, salt_of, skey
 from sendguard.core.directory.records import PROFESSIONAL_KINDS, Kind
 from sendguard.core.normalise.email import split_address
 
@@ -148,9 +148,10 @@ def ref_key(ref: str) -> str:
 class Directory:
     """Patients, contacts, clinicians and organisations, with their indexes."""
 
+    as_of: int  # date ordinal: periods that ended before it are previous
     kinds: npt.NDArray[np.int8]
     offsets: npt.NDArray[np.int64]
-    blob: bytes
+    blob: bytes | memoryview
     link_offsets: npt.NDArray[np.int64]  # CSR: links of entry i are [off[i], off[i+1])
     link_targets: npt.NDArray[np.int32]
     link_kinds: npt.NDArray[np.int8]  # index into LINK_SLOTS
@@ -163,10 +164,17 @@ class Directory:
     near_pro: DeletionIndex  # professionals' local parts within 2 edits
     domains: dict[str, tuple[int, int]]  # domain -> (entries, professional entries)
     warnings: tuple[str, ...] = ()
-    _cache: dict[int, Entry] = field(default_factory=dict)
+    keep: object = None  # what the arrays view (a memory map), kept alive with them
+    _cache: dict[int, Entry] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.kinds)
+
+    def on(self, day_ordinal: int) -> Directory:
+        """The same directory judged as of another day (which periods ended)."""
+        if day_ordinal == self.as_of:
+            return self
+        return dataclasses.replace(self, as_of=day_ordinal, _cache={})
 
     # -- entries ---------------------------------------------------------
     def entry(self, i: int) -> Entry:
@@ -180,9 +188,8 @@ class Directory:
         ):
             if t not in links[k]:
                 links[k].append(t)
-        e = _decode(
-            i, KIND_CODES[self.kinds[i]], self.blob[self.offsets[i] : self.offsets[i + 1]], links
-        )
+        raw = self.blob[self.offsets[i] : self.offsets[i + 1]]
+        e = _decode(i, KIND_CODES[self.kinds[i]], raw, links, self.as_of)
         if e.kind in (Kind.ROLE, Kind.PRACTITIONER) and (not e.family or not e.org_name):
             e = self._borrow_names(e)
         if len(self._cache) > 4096:
@@ -222,15 +229,15 @@ class Directory:
         if not ref:
             return []
         key = ref_key(ref)
-        hits = self._confirm_ref(key, self.refs.get(hash(key)))
+        hits = self._confirm_ref(key, self.refs.get(skey(key)))
         if hits:
             return hits
         compact = ref.replace(" ", "").replace("-", "")
         if compact.isdigit() and len(compact) == 10:
-            return self._confirm_ref(f"nhs:{compact}", self.refs.get(hash(f"nhs:{compact}")))
+            return self._confirm_ref(f"nhs:{compact}", self.refs.get(skey(f"nhs:{compact}")))
         if ":" not in ref:
             ods = f"ods:{compact.upper()}"
-            return self._confirm_ref(ods, self.refs.get(hash(ods)))
+            return self._confirm_ref(ods, self.refs.get(skey(ods)))
         return []
 
     def _confirm_ref(self, key: str, idxs: list[int]) -> list[int]:
@@ -246,7 +253,7 @@ class Directory:
         return out
 
     def by_email(self, address: str) -> list[int]:
-        return [i for i in self.emails.get(hash(address)) if self._has_email(i, address)]
+        return [i for i in self.emails.get(skey(address)) if self._has_email(i, address)]
 
     def _has_email(self, i: int, address: str) -> bool:
         return any(e.address == address for e in self.entry(i).emails)
@@ -261,10 +268,10 @@ class Directory:
         return self.numbers.get_many(keys)
 
     def by_name(self, key: str) -> list[int]:
-        return self.names.get(hash(key))
+        return self.names.get(skey(key))
 
     def by_place(self, key: str) -> list[int]:
-        return self.places.get(hash(key))
+        return self.places.get(skey(key))
 
     def domain_support(self, domain: str) -> tuple[int, int]:
         """(entries, professional entries) with an address at `domain`."""
@@ -285,16 +292,18 @@ class Directory:
         owners: dict[str, list[int]] = {}
         dist: dict[str, int] = {}
         for i in sorted(cands):
+            limit = max_edits if self.is_professional(i) else min(1, max_edits)
             for em in self.entry(i).emails:
                 if em.address == address:
                     continue
                 if em.address not in dist:
                     l2, d2 = split_address(em.address)
-                    far = d2 != domain
                     dist[em.address] = (
-                        max_edits + 1 if far else OSA.distance(local, l2, score_cutoff=max_edits)
+                        max_edits + 1
+                        if d2 != domain
+                        else OSA.distance(local, l2, score_cutoff=max_edits)
                     )
-                if dist[em.address] <= max_edits:
+                if dist[em.address] <= limit:
                     owners.setdefault(em.address, []).append(i)
         return sorted(
             (NearEmail(a, dist[a], tuple(dict.fromkeys(owners[a]))) for a in owners),
@@ -386,11 +395,15 @@ def encode_record(
     family: str,
     prefix: Iterable[str],
     org_name: str,
-    emails: Iterable[tuple[str, bool]],
-    numbers: Iterable[tuple[int, str, bool]],
-    addresses: Iterable[tuple[str, str | None, bool, str]],
+    emails: Iterable[tuple[str, int]],
+    numbers: Iterable[tuple[int, str, int]],
+    addresses: Iterable[tuple[str, str | None, int, str]],
 ) -> bytes:
-    """Compact JSON for one entry's own data (the inverse of `_decode`)."""
+    """Compact JSON for one entry's own data (the inverse of `_decode`).
+
+    The ints are end dates as ordinals (0: no end), so whether something
+    is current is decided at lookup time from the directory's `as_of`.
+    """
     return orjson.dumps(
         [
             id,
@@ -400,9 +413,9 @@ def encode_record(
             family,
             list(prefix),
             org_name,
-            [[a, int(c)] for a, c in emails],
-            [[k, s, int(c)] for k, s, c in numbers],
-            [[t, p or "", int(c), u] for t, p, c, u in addresses],
+            [[a, e] for a, e in emails],
+            [[k, s, e] for k, s, e in numbers],
+            [[t, p or "", e, u] for t, p, e, u in addresses],
         ]
     )
 
@@ -412,7 +425,9 @@ def _system(s: str) -> str:
     return s
 
 
-def _decode(i: int, kind: Kind, raw: bytes, links: list[list[int]]) -> Entry:
+def _decode(
+    i: int, kind: Kind, raw: bytes | memoryview, links: list[list[int]], as_of: int
+) -> Entry:
     r = orjson.loads(raw)
     return Entry(
         index=i,
@@ -424,9 +439,11 @@ def _decode(i: int, kind: Kind, raw: bytes, links: list[list[int]]) -> Entry:
         family=r[4],
         prefix=tuple(r[5]),
         org_name=r[6],
-        emails=tuple(Email(a, bool(c)) for a, c in r[7]),
-        numbers=tuple(Number(k, _system(s), bool(c)) for k, s, c in r[8]),
-        addresses=tuple(Address(t, p or None, bool(c), u) for t, p, c, u in r[9]),
+        emails=tuple(Email(a, not e or e >= as_of) for a, e in r[7]),
+        numbers=tuple(Number(k, _system(s), not e or e >= as_of) for k, s, e in r[8]),
+        addresses=tuple(
+            Address(t, p or None, u != "old" and (not e or e >= as_of), u) for t, p, e, u in r[9]
+        ),
         gps=tuple(links[0]),
         contacts=tuple(links[1]),
         patients=tuple(links[2]),

@@ -12,13 +12,14 @@ a million strings index in about a second.
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DeletionIndex", "MultiMap", "fold", "mix", "salt_of"]
+__all__ = ["DeletionIndex", "MultiMap", "fold", "mix", "salt_of", "skey"]
 
 MASK = (1 << 64) - 1
 _B = 0x100000001B3  # odd multiplier: powers stay invertible mod 2**64
@@ -55,6 +56,18 @@ def _mix_np(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     x = x ^ (x >> np.uint64(27))
     x = x * np.uint64(_M2)
     return x ^ (x >> np.uint64(31))
+
+
+def skey(text: str) -> int:
+    """A stable 64-bit key of a string for the exact-match indexes.
+
+    Unlike `hash()` it is the same in every process, so compiled directories
+    can be saved and shared; two C checksums keep it fast. Every lookup
+    confirms its hits, so a rare collision costs a little work, never a
+    wrong answer.
+    """
+    b = text.encode("utf-8", "surrogatepass")
+    return (zlib.crc32(b) << 32) | zlib.adler32(b)
 
 
 def salt_of(group: str) -> int:

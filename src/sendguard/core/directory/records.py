@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from typing import NamedTuple
 
 __all__ = [
     "PROFESSIONAL_KINDS",
@@ -68,16 +69,18 @@ class DirectoryError(ValueError):
         super().__init__(f"directory not loaded ({len(problems)} problem(s)):\n  {shown}{more}")
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class RawTelecom:
+# Raw records are built a million times per load: named tuples and a plain
+# slots dataclass construct several times faster than frozen dataclasses.
+
+
+class RawTelecom(NamedTuple):
     system: str  # "email" | "fax" | "phone"
     value: str
     end: date | None = None
     field: str = ""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class RawAddress:
+class RawAddress(NamedTuple):
     lines: tuple[str, ...]
     postcode: str = ""
     use: str = "home"  # FHIR address use: home | work | temp | old | billing
@@ -85,14 +88,13 @@ class RawAddress:
     field: str = ""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class RawLink:
+class RawLink(NamedTuple):
     kind: LinkKind
     ref: str  # "Patient/1", "urn:uuid:...", "ods:B82005", "nhs:9434765919", ...
     field: str = ""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)
 class RawEntry:
     """One directory entry as read from its source.
 

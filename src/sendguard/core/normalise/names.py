@@ -57,6 +57,8 @@ _TOKEN = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 def _fold(text: str) -> str:
     """Lowercase and strip accents, so "Zoë" and "Zoe" compare equal."""
+    if text.isascii():
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 

@@ -152,7 +152,7 @@ _ABBREVIATIONS = {
 }
 _NOISE = frozenset({"united", "kingdom", "uk", "gb", "england", "scotland", "wales", "the", "and"})
 _TOKEN = re.compile(r"[a-z0-9]+")
-_NUMBERISH = re.compile(r"\d+[a-z]?|[a-z]\d+")
+_TAIL = re.compile(r"(?<![A-Z0-9])([A-Z]{1,2}[0-9][A-Z0-9]?\s*[0-9][A-Z]{2})[^A-Z0-9]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,20 +176,32 @@ class NormalAddress:
         return " ".join((*self.premise, *self.words, self.postcode or ""))
 
 
+def _numberish(tok: str) -> bool:
+    """House or flat number: "12", "12a", "b2"."""
+    if tok[0].isdigit():
+        return tok.isdigit() or (tok[:-1].isdigit() and tok[-1].isalpha())
+    return len(tok) > 1 and tok[0].isalpha() and tok[1:].isdigit()
+
+
 def normalise_address(text: str) -> NormalAddress:
     """Reduce a free-text address (any line breaks, commas, case) to its parts."""
     upper = text.upper()
     postcode = None
-    matches = list(_FIND.finditer(upper))
-    if matches:
-        last = matches[-1]
-        postcode = parse_postcode(last.group(0))
-        upper = upper[: last.start()] + " " + upper[last.end() :]
+    tail = _TAIL.search(upper)  # most addresses end with their postcode
+    if tail is not None and (pc := parse_postcode(tail.group(1))) is not None:
+        postcode = pc
+        upper = upper[: tail.start(1)]
+    else:
+        matches = list(_FIND.finditer(upper))
+        if matches:
+            last = matches[-1]
+            postcode = parse_postcode(last.group(0))
+            upper = upper[: last.start()] + " " + upper[last.end() :]
     lowered = upper.lower().replace("'", "").replace("\u2019", "")
     premise: list[str] = []
     words: list[str] = []
     for tok in _TOKEN.findall(lowered):
-        if _NUMBERISH.fullmatch(tok):
+        if _numberish(tok):
             premise.append(tok)
         elif tok not in _NOISE:
             words.append(_ABBREVIATIONS.get(tok, tok))
