@@ -580,49 +580,12 @@ def queries_for(
 
 
 @SLOW
-@given(
-    small_directories().filter(
-        lambda es: all(len(em) == 1 for kind, em in es if kind not in PROFESSIONAL_KINDS)
-    ),
-    QUERIES,
-    st.sampled_from([1, 2]),
-)
+@given(small_directories(), QUERIES, st.sampled_from([0, 1, 2]))
 def test_near_emails_matches_brute_force(
     entries: list[tuple[Kind, list[tuple[str, bool]]]], queries: list[str], max_edits: int
 ) -> None:
-    """Exactly the scan's answer. Non-professional entries hold one address
-    here: near_emails measures every address of a candidate entry against
-    `max_edits`, so a private entry's second address two edits away comes
-    back along with the one that made it a candidate."""
+    """Exactly the scan's answer, on any small directory."""
     directory = build(entries)
     for address in queries_for(entries, queries):
         got = directory.near_emails(address, max_edits=max_edits)
         assert got == brute_near(entries, address, max_edits), address
-
-
-@SLOW
-@given(small_directories(), QUERIES, st.sampled_from([1, 2]))
-def test_near_emails_misses_nothing_a_scan_finds(
-    entries: list[tuple[Kind, list[tuple[str, bool]]]], queries: list[str], max_edits: int
-) -> None:
-    """Any directory: everything the scan finds is returned, with the same
-    distance; everything returned is in the query's domain, is not the
-    query, and lies within `max_edits`."""
-    directory = build(entries)
-    owners = defaultdict(set)
-    for i, (_, emails) in enumerate(entries):
-        for a, _ in emails:
-            owners[a].add(i)
-    for address in queries_for(entries, queries):
-        local, domain = split_address(address)
-        got = {n.address: n for n in directory.near_emails(address, max_edits=max_edits)}
-        for want in brute_near(entries, address, max_edits):
-            assert want.address in got, (address, want)
-            assert got[want.address].distance == want.distance
-            assert set(want.entries) <= set(got[want.address].entries)
-        for a, n in got.items():
-            l2, d2 = split_address(a)
-            assert d2 == domain
-            assert a != address
-            assert n.distance == OSA.distance(local, l2) <= max_edits
-            assert set(n.entries) <= owners[a]
