@@ -1,0 +1,1 @@
+"""Benchmarks for sendguard: a synthetic directory, labelled sends, quality and latency."""
