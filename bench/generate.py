@@ -53,7 +53,7 @@ __all__ = [
     "write_ndjson",
 ]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 AS_OF = date(2026, 1, 15)
 """The date the directory is loaded `as_of`: every ended period ends before it."""
 OUT_DIR = Path(__file__).resolve().parent / "out"
@@ -1007,7 +1007,7 @@ def build_world(n: int, seed: int = 1) -> World:
             trust_domain=trust_domain,
         )
         g.faxes[fax.e164].append(("org", k))
-        if rng.random() < 0.06:
+        if rng.random() < 0.06 or k == 1:
             o.old_fax = g.fax(town)
             g.faxes[o.old_fax.e164].append(("org_old", k))
         orgs.append(o)
