@@ -9,7 +9,7 @@ from datetime import date
 from sendguard.cli._common import die
 from sendguard.config import ConfigError, load_config
 from sendguard.core.directory import Directory, DirectoryError
-from sendguard.sources import load_directory
+from sendguard.sources import fingerprint, load_directory, save_snapshot
 
 __all__ = ["register"]
 
@@ -30,6 +30,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="date that decides which addresses and numbers have ended (default today)",
     )
     imp.add_argument("--warnings", action="store_true", help="list every warning")
+    imp.add_argument(
+        "--snapshot",
+        metavar="FILE",
+        help="write the compiled directory here (default: the config's "
+        "[directory] snapshot); written only if every file is valid",
+    )
     imp.set_defaults(func=_import)
     st = cmds.add_parser("stats", help="counts and sizes of the configured (or given) directory")
     st.add_argument("paths", nargs="*", metavar="PATH")
@@ -72,6 +78,16 @@ def _print_stats(d: Directory, seconds: float) -> None:
 def _import(args: argparse.Namespace) -> int:
     d, seconds = _load(args.paths, args.config, args.as_of)
     _print_stats(d, seconds)
+    snapshot = args.snapshot or (
+        load_config(args.config).directory.snapshot if args.config else None
+    )
+    if snapshot:
+        region = load_config(args.config).directory.region
+        try:
+            save_snapshot(d, snapshot, {"source": fingerprint(args.paths, region)})
+        except OSError as exc:
+            die(f"{snapshot}: {exc.strerror or exc}", 73)
+        print(f"snapshot:  {snapshot}")
     shown = d.warnings if args.warnings else d.warnings[:10]
     for w in shown:
         print(f"  warning: {w}")

@@ -6,6 +6,7 @@ import fnmatch
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import Field
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
@@ -109,8 +110,8 @@ def domain_typo(ctx: EmailContext, p: DomainParams, table: DomainTable) -> list[
 
 
 class NearParams(Params):
-    max_edits: int = 2
-    """Edits (adjacent transposition counts as one) from a known address."""
+    max_edits: int = Field(default=2, ge=1, le=2)
+    """Edits (adjacent transposition counts as one) from a known address: 1 or 2."""
     min_local_length: int = 3
     """Shorter local parts are too close to everything to judge."""
 
@@ -163,7 +164,8 @@ def near_known(ctx: EmailContext, p: NearParams, state: Any) -> list[Finding]:
             near = d.near_emails(a.address, max_edits=p.max_edits)
             pro = [n for n in near if any(d.is_professional(i) for i in n.entries)]
             if pro:
-                hit, whose = (pro[0].address, pro[0].distance), d.entry(pro[0].entries[0]).label
+                owner = next(i for i in pro[0].entries if d.is_professional(i))
+                hit, whose = (pro[0].address, pro[0].distance), d.entry(owner).label
             elif near and near[0].distance <= 1:
                 hit, whose = (near[0].address, near[0].distance), "an unrelated directory entry"
                 severity = Severity.LOW

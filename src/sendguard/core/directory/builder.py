@@ -40,7 +40,7 @@ from sendguard.core.normalise.email import EmailSyntaxError, parse_email
 from sendguard.core.normalise.names import name_key
 from sendguard.core.normalise.nhs import normalise_nhs_number
 from sendguard.core.normalise.phone import phone_key
-from sendguard.core.normalise.postal import find_postcode, normalise_address, parse_postcode
+from sendguard.core.normalise.postal import find_postcode, parse_postcode, place_key
 
 __all__ = ["DirectoryBuilder", "build_directory"]
 
@@ -84,7 +84,6 @@ class DirectoryBuilder:
             name: (array("Q"), array("i"))
             for name in ("refs", "emails", "numbers", "names", "places")
         }
-        self._numbers_u = array("Q")
         self._locals: list[str] = []
         self._salts = array("Q")
         self._local_vals = array("i")
@@ -135,7 +134,6 @@ class DirectoryBuilder:
             fi = self._file_at[r.file] = len(self._files)
             self._files.append(r.file)
         self._file_of.append(fi)
-        keys = self._keys
         self._put("refs", skey(r.id), i)
         if nhs:
             self._put("refs", skey(f"nhs:{nhs}"), i)
@@ -156,8 +154,7 @@ class DirectoryBuilder:
             counts[0] += 1
             counts[1] += pro
         for key in numbers:
-            self._numbers_u.append(key)
-            keys["numbers"][1].append(i)
+            self._put("numbers", key, i)
         for place in places:
             self._put("places", skey(place), i)
         if r.kind is not Kind.ORGANIZATION:
@@ -245,7 +242,7 @@ class DirectoryBuilder:
             text = ", ".join(lines)
             addresses.append((text, postcode, ad.end.toordinal() if ad.end else 0, ad.use))
             if postcode:
-                places.append(normalise_address(text).key)
+                places.append(place_key(lines, postcode))
         if len(self.problems) > before:
             return None, [], [], [], None, None
         record = encode_record(
@@ -339,43 +336,36 @@ class DirectoryBuilder:
         np.cumsum(np.bincount(src_a, minlength=n), out=link_offsets[1:])
         self._index_of.clear()
 
-        def multimap(name: str) -> MultiMap:
-            k, v = self._keys[name]
-            keys = np.frombuffer(k, dtype=np.uint64) if len(k) else np.zeros(0, np.uint64)
+        def multimap(name: str, dtype: type = np.uint64) -> MultiMap:
+            k, v = self._keys.pop(name)
             return MultiMap.from_arrays(
-                keys.copy(),
-                np.frombuffer(v, dtype=np.int32).copy() if len(v) else np.zeros(0, np.int32),
+                np.frombuffer(k, dtype=dtype) if len(k) else np.zeros(0, dtype),
+                np.frombuffer(v, dtype=np.int32) if len(v) else np.zeros(0, np.int32),
             )
 
-        pro = np.frombuffer(self._pro_at, dtype=np.int64).tolist() if len(self._pro_at) else []
-        salts = self._salts.tolist()
-        vals = self._local_vals.tolist()
+        # Build the big deletion index first and let its inputs go, so the
+        # peak stays near twice the final size.
+        salts = np.frombuffer(self._salts, dtype=np.uint64) if n else np.zeros(0, np.uint64)
+        vals = np.frombuffer(self._local_vals, dtype=np.int32) if n else np.zeros(0, np.int32)
+        pro = np.frombuffer(self._pro_at, dtype=np.int64) if n else np.zeros(0, np.int64)
         near_pro = DeletionIndex.build(
-            [self._locals[j] for j in pro], [salts[j] for j in pro], [vals[j] for j in pro], k=2
+            [self._locals[j] for j in pro.tolist()], salts[pro], vals[pro], k=2
         )
         near_all = DeletionIndex.build(self._locals, salts, vals, k=1)
-        self._locals = []
-        numbers_v = np.frombuffer(self._keys["numbers"][1], dtype=np.int32)
+        self._locals, self._salts, self._local_vals = [], array("Q"), array("i")
+        links_to = np.frombuffer(dst, dtype=np.int32) if len(dst) else np.zeros(0, np.int32)
+        links_kind = np.frombuffer(slot, dtype=np.int8) if len(slot) else np.zeros(0, np.int8)
         return Directory(
             as_of=self.as_of.toordinal(),
-            kinds=np.frombuffer(self._kinds, dtype=np.int8).copy() if n else np.zeros(0, np.int8),
-            offsets=np.frombuffer(self._offsets, dtype=np.int64).copy(),
-            blob=bytes(self._blob),
+            kinds=np.frombuffer(self._kinds, dtype=np.int8) if n else np.zeros(0, np.int8),
+            offsets=np.frombuffer(self._offsets, dtype=np.int64),
+            blob=memoryview(self._blob),  # handed over, not copied
             link_offsets=link_offsets,
-            link_targets=(
-                np.frombuffer(dst, dtype=np.int32) if len(dst) else np.zeros(0, np.int32)
-            )[order],
-            link_kinds=(np.frombuffer(slot, dtype=np.int8) if len(slot) else np.zeros(0, np.int8))[
-                order
-            ],
+            link_targets=links_to[order],
+            link_kinds=links_kind[order],
             refs=multimap("refs"),
             emails=multimap("emails"),
-            numbers=MultiMap.from_arrays(
-                np.frombuffer(self._numbers_u, dtype=np.uint64).copy()
-                if len(self._numbers_u)
-                else np.zeros(0, np.uint64),
-                numbers_v.copy() if len(numbers_v) else np.zeros(0, np.int32),
-            ),
+            numbers=multimap("numbers"),
             names=multimap("names"),
             places=multimap("places"),
             near_all=near_all,

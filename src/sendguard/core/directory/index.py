@@ -196,8 +196,8 @@ class DeletionIndex:
     def build(
         cls,
         strings: Sequence[str],
-        salts: Sequence[int],
-        vals: Sequence[int],
+        salts: Sequence[int] | npt.NDArray[np.uint64],
+        vals: Sequence[int] | npt.NDArray[np.int32],
         *,
         k: int = 1,
         max_len: int = 48,
@@ -209,8 +209,8 @@ class DeletionIndex:
         by_len: dict[int, list[int]] = defaultdict(list)
         for i, s in enumerate(strings):
             by_len[min(len(s), max_len + 1)].append(i)
-        salt_arr = np.array([x & MASK for x in salts], dtype=np.uint64)
-        val_arr = np.asarray(vals, dtype=np.uint64)
+        salt_arr = np.asarray(salts, dtype=np.uint64)
+        val_arr = np.asarray(vals, dtype=np.int64).astype(np.uint64)
         total = sum(len(idxs) * _variant_count(n, k, max_len) for n, idxs in by_len.items())
         packed = np.empty(total, dtype=np.uint64)
         at = 0

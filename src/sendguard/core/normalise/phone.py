@@ -121,10 +121,13 @@ _NEEDS_LIBRARY = re.compile(r"[^\d+()]")
 
 
 def phone_key(text: str, region: str = "GB") -> int | None:
-    """The E.164 digits of a directory number as an int, or None if unusable.
+    """The E.164 digits of a directory number as an int, or None if it is
+    not a phone number at all.
 
-    UK numbers written in the usual ways take a regex fast path; anything
-    else (other countries, extensions, letters) goes through phonenumbers.
+    A number on file is matched as written, valid or not (a fax to an
+    invalid number is refused when it is checked). UK numbers written in
+    the usual ways take a regex fast path; anything else (other countries,
+    extensions, letters) goes through phonenumbers.
     """
     compact = _SEPARATORS.sub("", text)
     if region == "GB" and not _NEEDS_LIBRARY.search(compact.replace("(0)", "")):
@@ -134,10 +137,9 @@ def phone_key(text: str, region: str = "GB") -> int | None:
             if m is not None:
                 return int("44" + m.group(1))
     try:
-        n = parse_phone(text, region)
+        return parse_phone(text, region).key
     except PhoneSyntaxError:
         return None
-    return n.key if n.valid else None
 
 
 def format_international(key: int) -> str:

@@ -9,6 +9,7 @@ abbreviations (Rd/Road, St/Street) do not matter.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
@@ -21,6 +22,7 @@ __all__ = [
     "fix_postcode",
     "normalise_address",
     "parse_postcode",
+    "place_key",
     "postcode_slip",
     "same_place",
 ]
@@ -181,6 +183,22 @@ def _numberish(tok: str) -> bool:
     if tok[0].isdigit():
         return tok.isdigit() or (tok[:-1].isdigit() and tok[-1].isalpha())
     return len(tok) > 1 and tok[0].isalpha() and tok[1:].isdigit()
+
+
+def place_key(lines: Iterable[str], postcode: str) -> str:
+    """`normalise_address(text).key` for an address whose postcode is known
+    (a directory record): only the premise numbers are needed."""
+    premise = [
+        tok
+        for line in lines
+        for tok in _TOKEN.findall(line.lower())
+        if _numberish(tok) and tok != postcode.lower().replace(" ", "")
+    ]
+    pc = postcode.replace(" ", "")
+    inward = pc[-3:].lower()
+    outward = pc[:-3].lower()
+    premise = [t for t in premise if t not in (outward, inward)]
+    return f"{postcode}|{','.join(sorted(premise))}"
 
 
 def normalise_address(text: str) -> NormalAddress:
