@@ -696,13 +696,42 @@ def email_group_bcc(w: World, rng: random.Random) -> LabelledSend:
     )
 
 
-def _names_differ(g1: str, f1: str, g2: str, f2: str) -> bool:
+def _names_differ(g1: str, f1: str, given2: tuple[str, ...], f2: str) -> bool:
     """Names that a reader would not take for the same person."""
-    return f1.lower() != f2.lower() or g1[0].lower() != g2[0].lower()
+    return f1.lower() != f2.lower() or all(g[0].lower() != g1[0].lower() for g in given2)
+
+
+_PRACT_BY_FAMILY: dict[int, dict[str, list[int]]] = {}
+
+
+def _practitioners_by_family(w: World) -> dict[str, list[int]]:
+    d = _PRACT_BY_FAMILY.get(id(w))
+    if d is None:
+        d = {}
+        for k, pr in enumerate(w.practitioners):
+            d.setdefault(pr.family, []).append(k)
+        _PRACT_BY_FAMILY.clear()
+        _PRACT_BY_FAMILY[id(w)] = d
+    return d
+
+
+def _namesakes(w: World, given: str, family: str) -> int:
+    """People on file with an email address and this first name and family name."""
+    n = sum(1 for j in w.by_name().get((given, family), []) if w.patients[j].email)
+    return n + sum(
+        1
+        for k in _practitioners_by_family(w).get(family, [])
+        if w.practitioners[k].given[0] == given
+    )
 
 
 def email_display_name(w: World, rng: random.Random) -> LabelledSend:
-    """Autocomplete: the display name of one person, the address of another."""
+    """Autocomplete: the display name of one person, the address of another.
+
+    The expected suggestion is the named person's address when the patient is
+    named or the display name is unique; with namesakes and no patient it
+    cannot be known, so it is not scored.
+    """
     if rng.random() < 0.65:
         a = pick(w, rng, lambda p: bool(p.email))
         r = rng.random()
@@ -716,7 +745,7 @@ def email_display_name(w: World, rng: random.Random) -> LabelledSend:
             for j in pool
             if w.patients[j].email
             and w.patients[j].household != a.household
-            and _names_differ(a.given[0], a.family, w.patients[j].given[0], w.patients[j].family)
+            and _names_differ(a.given[0], a.family, w.patients[j].given, w.patients[j].family)
         ]
         if not cands:
             raise Skip
@@ -739,36 +768,35 @@ def email_display_name(w: World, rng: random.Random) -> LabelledSend:
         }
         if named:
             args["patient"] = patient_ref(a, rng)
+        known = named or _namesakes(w, a.given[0], a.family) == 1
         return LabelledSend(
             "email.display_name",
             "wrong",
             "email",
             args,
-            expected=a.email,
+            expected=a.email if known else None,
             expect_type="email",
             note="patients, patient named" if named else "patients, no patient named",
         )
     # professionals: Dr Alice Jones <alan.jones@nhs.net>
-    by_fam: dict[str, list[int]] = {}
-    for k, pr in enumerate(w.practitioners):
-        by_fam.setdefault(pr.family, []).append(k)
-    a_i = rng.randrange(len(w.practitioners))
-    a = w.practitioners[a_i]
+    by_fam = _practitioners_by_family(w)
+    a = w.practitioners[rng.randrange(len(w.practitioners))]
     cands = [
         w.practitioners[k]
         for k in by_fam.get(a.family, [])
-        if _names_differ(a.given[0], a.family, w.practitioners[k].given[0], a.family)
+        if _names_differ(a.given[0], a.family, w.practitioners[k].given, a.family)
     ]
     if not cands or rng.random() < 0.3:
         cands = [
             pr
             for pr in rng.sample(w.practitioners, min(10, len(w.practitioners)))
-            if _names_differ(a.given[0], a.family, pr.given[0], pr.family)
+            if _names_differ(a.given[0], a.family, pr.given, pr.family)
         ]
     if not cands:
         raise Skip
     b = rng.choice(cands)
     p = pick(w, rng, lambda p: True)
+    known = _namesakes(w, a.given[0], a.family) == 1
     return LabelledSend(
         "email.display_name",
         "wrong",
@@ -780,7 +808,7 @@ def email_display_name(w: World, rng: random.Random) -> LabelledSend:
             "subject": "Referral",
             "body": "Dear colleague,\n\nPlease see the attached referral.\n",
         },
-        expected=a.email,
+        expected=a.email if known else None,
         expect_type="email",
         note="professionals",
     )
@@ -822,7 +850,11 @@ def _nick_or_name(given: tuple[str, ...], family: str, rng: random.Random) -> st
 def email_correct_patient(w: World, rng: random.Random) -> LabelledSend:
     p = pick(w, rng, lambda p: bool(p.email))
     assert p.email
-    rcpts = [recipient(p.email, _nick_or_name(p.given, p.family, rng), rng)]
+    addr = p.email
+    if rng.random() < 0.1:  # typed with capitals: the same mailbox
+        local, _, domain = addr.partition("@")
+        addr = f"{'.'.join(x.capitalize() for x in local.split('.'))}@{domain.capitalize()}"
+    rcpts = [recipient(addr, _nick_or_name(p.given, p.family, rng), rng)]
     if rng.random() < 0.15:
         o = _gp_org(w, p)
         rcpts.append(f"Cc: {o.name} <{o.email}>")
