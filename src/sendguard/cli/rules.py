@@ -77,8 +77,14 @@ def _checks(args: argparse.Namespace) -> int:
         print(f"    codes:  {', '.join(spec.codes)}")
         fields = spec.params.model_fields
         if fields:
-            print("    params: " + ", ".join(f"{k}={v.default!r}"[:80] for k, v in fields.items()))
+            print("    params: " + ", ".join(f"{k}={_show(v.default)}" for k, v in fields.items()))
     return 0
+
+
+def _show(value: object) -> str:
+    if isinstance(value, tuple) and len(value) > 3:
+        return f"({len(value)} built-in values)"
+    return repr(value)
 
 
 def _test(args: argparse.Namespace) -> int:

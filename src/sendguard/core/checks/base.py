@@ -58,8 +58,8 @@ def register(
     ) -> Callable[[C, P, Any], Sequence[Finding]]:
         if name in CHECKS:
             raise ValueError(f"check {name} registered twice")
-        doc = (fn.__doc__ or "").strip().splitlines()
-        CHECKS[name] = CheckSpec(name, channel, params, codes, doc[0] if doc else "", fn, prepare)
+        summary = " ".join((fn.__doc__ or "").strip().split("\n\n")[0].split())
+        CHECKS[name] = CheckSpec(name, channel, params, codes, summary, fn, prepare)
         return fn
 
     return deco

@@ -273,6 +273,8 @@ class DirectoryBuilder:
                 j = int(hits[0]) if len(hits) else None
             elif "/" in ref:  # an absolute URL ending in Type/id
                 j = self._index_of.get(hash("/".join(ref.rstrip("/").split("/")[-2:])))
+            else:  # a bare code, as CSV files write them
+                j = self._ods.get(ref.strip().upper())
         return j
 
     def build(self) -> Directory:

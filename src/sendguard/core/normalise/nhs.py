@@ -8,8 +8,9 @@ __all__ = ["find_nhs_numbers", "is_valid_nhs_number", "normalise_nhs_number"]
 
 _WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
 # 3-3-4 with optional single space or hyphen separators, not inside a longer
-# run of digits (phone numbers, order numbers).
-_IN_TEXT = re.compile(r"(?<![\d-])(\d{3})[ -]?(\d{3})[ -]?(\d{4})(?![\d-])")
+# run of digits joined by hyphens (phone or order numbers). Spaces separate:
+# "9434765919 9434765870" is two numbers; "letter-9434765919.pdf" counts.
+_IN_TEXT = re.compile(r"(?<!\d)(?<!\d-)(\d{3})[ -]?(\d{3})[ -]?(\d{4})(?!\d)(?!-\d)")
 
 
 def is_valid_nhs_number(digits: str) -> bool:
