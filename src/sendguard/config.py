@@ -8,17 +8,37 @@ relative to the configuration file's folder.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic.functional_validators import AfterValidator
 
-__all__ = ["Config", "ConfigError", "ConfigPath", "DirectoryConfig", "RulesConfig", "load_config"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "ConfigPath",
+    "DirectoryConfig",
+    "RelayConfig",
+    "RulesConfig",
+    "StoreConfig",
+    "load_config",
+    "parse_host_port",
+]
 
 
 class ConfigError(ValueError):
@@ -54,9 +74,141 @@ class RulesConfig(_Section):
     """Folders or files of local rules, merged over the defaults by rule name."""
 
 
+def parse_host_port(text: str) -> tuple[str, int]:
+    """`host:port` or `[v6 address]:port` as (host, port); ValueError if malformed."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port (or [address]:port for IPv6), got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = str(ipaddress.IPv6Address(host[1:-1]))
+    elif ":" in host:
+        raise ValueError(f"write an IPv6 address in brackets, e.g. [::1]:10025, not {text!r}")
+    return host, int(port)
+
+
+def _check_host_port(text: str) -> str:
+    parse_host_port(text)
+    return text.strip()
+
+
+HostPort = Annotated[str, AfterValidator(_check_host_port)]
+
+
+def _resolve_store_url(url: str, info: ValidationInfo) -> str:
+    """`sqlite:///relative/path` is relative to the config file's folder;
+    `sqlite:////absolute/path` and `sqlite:///:memory:` are taken as they are."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"expected a URL such as sqlite:///var/sendguard.db, got {url!r}")
+    if scheme == "sqlite":
+        if not rest.startswith("/") or rest == "/":
+            raise ValueError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path")
+        path = rest[1:]
+        if path == ":memory:":
+            return url
+        base = (info.context or {}).get("base_dir")
+        resolved = Path(path) if Path(path).is_absolute() or base is None else Path(base) / path
+        return f"sqlite:///{resolved}"
+    if scheme in ("postgresql", "postgres"):
+        return url
+    raise ValueError(f"unknown store {scheme!r}: use sqlite:///PATH (postgresql:// is planned)")
+
+
+StoreUrl = Annotated[str, AfterValidator(_resolve_store_url)]
+
+
+class RelayConfig(_Section):
+    """`sendguard relay`: the SMTP relay mail servers send outbound mail through."""
+
+    listen: HostPort = "127.0.0.1:10025"
+    """Address and port the relay listens on."""
+    hostname: str = ""
+    """Name in the greeting, in EHLO to the next hop and in notifications;
+    empty means the machine's fully qualified name."""
+    client_networks: list[IPvAnyNetwork] = Field(
+        default_factory=lambda: [
+            ipaddress.ip_network("127.0.0.0/8"),
+            ipaddress.ip_network("::1/128"),
+        ]
+    )
+    """Clients that may send through the relay without authenticating."""
+    next_hop: HostPort = "127.0.0.1:10026"
+    """Where allowed mail and hold notifications go (Postfix's reinjection port, a smarthost)."""
+    next_hop_tls: Literal["none", "starttls", "tls"] = "none"
+    """TLS to the next hop: none, STARTTLS (required), or TLS from the first byte."""
+    next_hop_username: str | None = None
+    next_hop_password: SecretStr | None = None
+    """Log in to the next hop with these (only over TLS)."""
+    next_hop_connections: int = Field(default=20, ge=1, le=1000)
+    """Connections to the next hop kept open and reused."""
+    next_hop_timeout: float = Field(default=60.0, gt=0)
+    """Seconds to wait for each reply of the next hop."""
+    mixed_policy: Literal["hold-all", "split"] = "hold-all"
+    """A message with some suspect recipients: hold the whole of it, or
+    forward to the clean recipients and hold only for the rest."""
+    max_message_size: int = Field(default=25 * 1024 * 1024, ge=1024)
+    """Largest message accepted, in bytes (announced as SIZE)."""
+    max_recipients: int = Field(default=1000, ge=1)
+    """Recipients per message; more get 452 4.5.3 and the client sends them later."""
+    max_connections: int = Field(default=200, ge=1)
+    """Simultaneous client connections; more get 421 4.7.0."""
+    max_line_length: int = Field(default=65536, ge=1001)
+    """Longest line accepted (RFC 5321 says 1000; longer lines pass on unchanged)."""
+    timeout: float = Field(default=300.0, gt=0)
+    """Seconds a client may stay silent before the connection is closed."""
+    check_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a check may take; a message not checked in time is held (fail safe)."""
+    check_workers: int = Field(default=1, ge=0, le=64)
+    """Processes that parse and check messages beside the SMTP process;
+    0 checks in threads of the relay process itself."""
+    smtputf8: bool = True
+    """Offer SMTPUTF8 (internationalised addresses)."""
+    tls_cert: ConfigPath | None = None
+    tls_key: ConfigPath | None = None
+    """Certificate chain and key (PEM): offer STARTTLS to clients."""
+    require_starttls: bool = False
+    """Refuse mail until the client has started TLS (needs tls_cert)."""
+    auth_users: ConfigPath | None = None
+    """File of `user:hash` lines (`sendguard relay --hash-password USER`):
+    these clients may send from anywhere after STARTTLS and AUTH."""
+    notify: bool = True
+    """Tell the sender when a message is held (never for the null sender)."""
+    notify_from: str = "postmaster@localhost"
+    """Sender address of hold notifications."""
+    notify_attempts: int = Field(default=5, ge=1)
+    """Attempts to deliver a hold notification before giving up."""
+    notify_retry: float = Field(default=300.0, gt=0)
+    """Seconds between notification attempts (doubled after each failure)."""
+    shutdown_timeout: float = Field(default=60.0, ge=0)
+    """On SIGTERM, seconds to let messages in flight finish before exiting."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.require_starttls and self.tls_cert is None:
+            raise ValueError("require_starttls needs tls_cert and tls_key")
+        if self.auth_users is not None and self.tls_cert is None:
+            raise ValueError("auth_users needs tls_cert and tls_key: AUTH is only offered over TLS")
+        if (self.next_hop_username is None) != (self.next_hop_password is None):
+            raise ValueError("next_hop_username and next_hop_password go together")
+        if self.next_hop_username is not None and self.next_hop_tls == "none":
+            raise ValueError("next_hop_username needs next_hop_tls = starttls or tls")
+        return self
+
+
+class StoreConfig(_Section):
+    """The quarantine that held messages are kept in."""
+
+    url: StoreUrl = Field(default="sqlite:///var/sendguard.db", validate_default=True)
+    """sqlite:///relative/to/config/folder.db or sqlite:////absolute/path.db."""
+
+
 class Config(_Section):
     directory: DirectoryConfig = Field(default_factory=DirectoryConfig)
     rules: RulesConfig = Field(default_factory=RulesConfig)
+    relay: RelayConfig = Field(default_factory=RelayConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
     source: Path | None = Field(default=None, exclude=True)
 
 
