@@ -38,6 +38,7 @@ __all__ = ["Guard", "RecipientSpec", "parse_recipients"]
 
 PathLike = str | os.PathLike[str]
 RecipientSpec = str | EmailRecipient | dict[str, str]
+_NEEDS_PARSER = re.compile(r'[<>,;"()]')
 _HEADER_PREFIX = re.compile(r"^\s*(to|cc|bcc|envelope)\s*:\s*(.*)$", re.IGNORECASE | re.DOTALL)
 
 
@@ -69,6 +70,9 @@ def parse_recipients(items: Iterable[RecipientSpec] | str) -> list[EmailRecipien
         m = _HEADER_PREFIX.match(text)
         if m:
             header, text = Header(m.group(1).lower()), m.group(2)
+        if not _NEEDS_PARSER.search(text):  # a bare address: no name, no list
+            out.append(EmailRecipient(address=text.strip(), header=header))
+            continue
         pairs = [(n, a) for n, a in getaddresses([text]) if a]
         if not pairs or (len(pairs) == 1 and "@" not in pairs[0][1]):
             out.append(

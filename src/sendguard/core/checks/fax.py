@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from sendguard.core.checks.base import Params, register
 from sendguard.core.context import FaxContext
 from sendguard.core.models import Channel, Finding, Severity
@@ -75,27 +78,41 @@ def number(ctx: FaxContext, p: NumberParams, state: Any) -> list[Finding]:
     return out
 
 
-def digit_variants(key: int, country_code: int) -> list[int]:
+def digit_variants(key: int, country_code: int) -> npt.NDArray[np.int64]:
     """Numbers one keying slip from `key` in its national part: one digit
-    changed, two adjacent digits swapped, one digit dropped or added."""
-    digits = str(key)
+    changed, two adjacent digits swapped, one digit dropped or added.
+
+    Computed arithmetically on the number as an int (about 230 variants in a
+    few microseconds), never starting the national part with 0.
+    """
     cc = str(country_code)
-    if not digits.startswith(cc):
-        return []
-    nat = digits[len(cc) :]
-    out: set[str] = set()
-    for i in range(len(nat)):
-        for c in "0123456789":
-            if c != nat[i]:
-                out.add(nat[:i] + c + nat[i + 1 :])
-        out.add(nat[:i] + nat[i + 1 :])
-        if i + 1 < len(nat) and nat[i] != nat[i + 1]:
-            out.add(nat[:i] + nat[i + 1] + nat[i] + nat[i + 2 :])
-    for i in range(len(nat) + 1):
-        for c in "0123456789":
-            out.add(nat[:i] + c + nat[i:])
-    out.discard(nat)
-    return [int(cc + v) for v in out if v and v[0] != "0"]
+    digits = str(key)
+    if not digits.startswith(cc) or len(digits) - len(cc) < 2:
+        return np.zeros(0, dtype=np.int64)
+    n = len(digits) - len(cc)
+    nat = int(digits[len(cc) :])
+    base = country_code * 10**n  # the country code's place value
+    p = np.arange(n, dtype=np.int64)  # digit positions, 0 = units
+    pw = 10**p
+    d = (nat // pw) % 10  # digit at each position
+    c = np.arange(10, dtype=np.int64)
+    subst = (nat + (c[None, :] - d[:, None]) * pw[:, None]).ravel()
+    swap = nat + (d[1:] - d[:-1]) * pw[:-1] + (d[:-1] - d[1:]) * pw[1:]
+    dropped = (nat // (pw * 10)) * pw + nat % pw  # one digit shorter
+    pi = np.arange(n + 1, dtype=np.int64)
+    pwi = 10**pi
+    added = (
+        ((nat // pwi)[:, None] * 10 + c[None, :]) * pwi[:, None] + (nat % pwi)[:, None]
+    ).ravel()
+    same = np.concatenate([subst, swap])
+    out = np.concatenate(
+        [
+            base + same[(same != nat) & (same >= 10 ** (n - 1))],
+            country_code * 10 ** (n - 1) + dropped[dropped >= 10 ** (n - 2)],
+            country_code * 10 ** (n + 1) + added[added >= 10**n],
+        ]
+    )
+    return np.unique(out)
 
 
 @register("fax.near_known", FAX, NoParams, ("fax.near_known",))
@@ -105,9 +122,10 @@ def near_known(ctx: FaxContext, p: NoParams, state: Any) -> list[Finding]:
     if n is None or not n.valid or ctx.owners:
         return []
     d = ctx.directory
-    variants = set(digit_variants(n.key, n.country_code))
+    found = digit_variants(n.key, n.country_code)
+    variants = set(found.tolist())
     near: list[tuple[int, int]] = []  # (entry, number)
-    for i in d.numbers_near(sorted(variants)):
+    for i in d.numbers_near(found):
         near.extend((i, k) for k in d.entry(i).current_numbers("fax") if k in variants)
     if not near:
         return []

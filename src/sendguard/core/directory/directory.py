@@ -9,7 +9,7 @@ a new Directory and swaps it in whole.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -263,7 +263,7 @@ class Directory:
             i for i in self.numbers.get(key) if any(n.key == key for n in self.entry(i).numbers)
         ]
 
-    def numbers_near(self, keys: list[int]) -> list[int]:
+    def numbers_near(self, keys: Sequence[int] | npt.NDArray[np.int64]) -> list[int]:
         """Entries holding any of the given number keys (variants of a query)."""
         return self.numbers.get_many(keys)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -98,22 +99,30 @@ class MultiMap:
         return cls(keys[order], vals[order])
 
     def get(self, key: int) -> list[int]:
-        k = self.keys.dtype.type(key & MASK)
-        lo = int(np.searchsorted(self.keys, k, "left"))
-        hi = int(np.searchsorted(self.keys, k, "right"))
+        keys = self.keys
+        k = keys.dtype.type(key & MASK)
+        lo = int(keys.searchsorted(k))
+        hi = lo
+        while hi < len(keys) and keys[hi] == k:  # most keys hold one or two entries
+            hi += 1
         return self.vals[lo:hi].tolist() if hi > lo else []
 
-    def get_many(self, keys: Sequence[int]) -> list[int]:
+    def get_many(self, keys: Sequence[int] | npt.NDArray[Any]) -> list[int]:
         """Entry numbers stored under any of `keys`, without duplicates."""
-        if not keys:
+        if len(keys) == 0:
             return []
-        q = np.array([k & MASK for k in keys], dtype=self.keys.dtype)
-        lo = np.searchsorted(self.keys, q, "left")
-        hi = np.searchsorted(self.keys, q, "right")
+        if isinstance(keys, np.ndarray):
+            q = keys.astype(self.keys.dtype)
+        else:
+            q = np.array([k & MASK for k in keys], dtype=self.keys.dtype)
+        lo = self.keys.searchsorted(q, "left")
+        hi = self.keys.searchsorted(q, "right")
+        hit = hi > lo
+        if not hit.any():
+            return []
         out: list[int] = []
-        for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
-            if b > a:
-                out.extend(self.vals[a:b].tolist())
+        for a, b in zip(lo[hit].tolist(), hi[hit].tolist(), strict=True):
+            out.extend(self.vals[a:b].tolist())
         return list(dict.fromkeys(out))
 
     def __len__(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from enum import StrEnum
 
 import phonenumbers
@@ -142,10 +143,13 @@ def phone_key(text: str, region: str = "GB") -> int | None:
         return None
 
 
+@lru_cache(maxsize=4096)
 def format_international(key: int) -> str:
     """Readable form of an index key, e.g. +44 113 496 0000."""
-    try:
-        n = phonenumbers.parse(f"+{key}", None)
-    except NumberParseException:
-        return f"+{key}"
-    return phonenumbers.format_number(n, PhoneNumberFormat.INTERNATIONAL)
+    digits = str(key)
+    for size in (1, 2, 3):  # country codes are one to three digits
+        cc = int(digits[:size])
+        if phonenumbers.region_code_for_country_code(cc) != "ZZ":
+            n = phonenumbers.PhoneNumber(country_code=cc, national_number=int(digits[size:] or 0))
+            return phonenumbers.format_number(n, PhoneNumberFormat.INTERNATIONAL)
+    return f"+{digits}"
