@@ -59,9 +59,10 @@ def split_domain(domain: str) -> tuple[str, str, str]:
 
 
 def _name_slips(name: str) -> int:
-    """Edits a domain name may be away: none for 3 letters, 2 from 7."""
+    """Edits a domain name may be away: one up to six letters (nhs.net ->
+    nsh.net, ns.net), two from seven; none for one or two letters."""
     n = len(name)
-    return 0 if n <= 3 else 1 if n <= 6 else 2
+    return 0 if n <= 2 else 1 if n <= 6 else 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,8 @@ class DomainTable:
             head, name, suffix = split_domain(d)
             self.targets.append(_Target(d, head, name, suffix, rank))
         self.known = frozenset(known) | seen
+        # "leedshospitalsnhs.uk", "bishopfamilycouk": a known domain with a dot lost
+        self.dotless = {d.replace(".", ""): d for d in self.known}
         self.suffixes = frozenset(split_domain(d)[2] for d in self.known)
         self.by_name: dict[str, list[_Target]] = {}
         for t in self.targets:
@@ -129,6 +132,9 @@ class DomainTable:
                 head = ".".join(labels[:-cut])
                 if head in self.known and any(t.domain == head for t in self.targets):
                     return head
+        lost_dot = self.dotless.get(d.replace(".", ""))
+        if lost_dot is not None and lost_dot != d:
+            return lost_dot
         if "." not in d:
             return self._without_dot(d)
         head, name, suffix = split_domain(d)
@@ -138,7 +144,7 @@ class DomainTable:
             if t.head != head:
                 continue
             nd = OSA.distance(name, t.name, score_cutoff=2)
-            if nd > _name_slips(t.name):
+            if nd > _name_slips(t.name) or (nd and len(name) < 2):
                 continue
             sd = OSA.distance(suffix, t.suffix)
             allowed = 1 if suffix in self.suffixes else 2

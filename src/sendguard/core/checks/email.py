@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,9 +15,10 @@ from sendguard.core.checks.base import Params, register
 from sendguard.core.checks.domains import DomainTable
 from sendguard.core.checks.providers import REAL_DOMAINS, TYPO_TARGETS
 from sendguard.core.context import EmailContext, RecipientInfo
-from sendguard.core.directory import Directory, Entry, Kind
+from sendguard.core.directory import Directory, Entry, Kind, NearEmail
 from sendguard.core.models import Channel, Finding, Severity
-from sendguard.core.normalise.names import display_key, name_matches
+from sendguard.core.normalise.email import split_address
+from sendguard.core.normalise.names import display_key, name_matches, name_tokens
 
 __all__: list[str] = []
 
@@ -131,14 +133,25 @@ def _near_in(
     return best
 
 
+_TRAILING_NUMBER = re.compile(r"\d+$")
+
+
+def _namesake(a: str, b: str) -> bool:
+    """Local parts that differ only in a trailing number ("jane.smith1" and
+    "jane.smith", "j.smith42" and "j.smith43"): how NHSmail and webmail tell
+    namesakes apart, so distinct people rather than a keying slip."""
+    return a != b and _TRAILING_NUMBER.sub("", a) == _TRAILING_NUMBER.sub("", b)
+
+
 @register("email.near_known", EMAIL, NearParams, ("email.near_known",))
 def near_known(ctx: EmailContext, p: NearParams, state: Any) -> list[Finding]:
     """An unknown address a slip or two from a known one.
 
     Strong evidence (severity high): the known address belongs to someone
-    linked to this send, to a professional contact, or is one the sender has
-    written to before. A near miss to an unrelated private address is weak
-    evidence in a dense directory (severity low).
+    linked to this send, is one the sender has written to before, or is a
+    professional's (see `_professional_strength`). Weak evidence (severity
+    low): a near miss to an unrelated private address, which a dense
+    directory makes common.
     """
     out = []
     d = ctx.directory
@@ -166,6 +179,7 @@ def near_known(ctx: EmailContext, p: NearParams, state: Any) -> list[Finding]:
             if pro:
                 owner = next(i for i in pro[0].entries if d.is_professional(i))
                 hit, whose = (pro[0].address, pro[0].distance), d.entry(owner).label
+                severity = _professional_strength(ctx, r.display_name, a.local, pro[0])
             elif near and near[0].distance <= 1:
                 hit, whose = (near[0].address, near[0].distance), "an unrelated directory entry"
                 severity = Severity.LOW
@@ -182,6 +196,39 @@ def near_known(ctx: EmailContext, p: NearParams, state: Any) -> list[Finding]:
             )
         )
     return out
+
+
+def _professional_strength(
+    ctx: EmailContext, display_name: str, local: str, near: NearEmail
+) -> Severity:
+    """A near miss to a professional's address is strong evidence, unless
+    the two addresses are namesakes, or the display name fits the address as
+    typed and is not the near address's owner (a colleague a few letters
+    away: linda.shah and tina.shah)."""
+    if _namesake(local, split_address(near.address)[0]):
+        return Severity.LOW
+    if display_name and any(_named_by(display_name, ctx.entry(i)) for i in near.entries):
+        return Severity.HIGH
+    return Severity.LOW if _fits(display_name, local) else Severity.HIGH
+
+
+_LOCAL_WORDS = re.compile(r"[^\W\d_]+")
+
+
+def _fits(display_name: str, local: str) -> bool:
+    """Whether a display name is a person's name that the local part spells
+    ("Linda Shah" for linda.shah, "L Shah" for lshah): then the sender meant
+    that person, not a namesake a few letters away."""
+    words = name_tokens(display_name)
+    if len(words) < 2:
+        return False
+    parts = _LOCAL_WORDS.findall(local.lower())
+    joined = "".join(parts)
+    family = words[-1]
+    if family not in parts and not joined.endswith(family):
+        return False
+    first = words[0]
+    return first in parts or joined.startswith((first, first[0] + family))
 
 
 @register("email.previous_address", EMAIL, NoParams, ("email.previous_address",))
@@ -234,14 +281,16 @@ def other_patient(ctx: EmailContext, p: NoParams, state: Any) -> list[Finding]:
 
 
 def _linked_address(ctx: EmailContext, r: RecipientInfo) -> str | None:
-    """The patient's (or a linked contact's) address closest to a recipient."""
-    best: tuple[float, str] | None = None
-    for i in ctx.linked:
-        for a in ctx.entry(i).current_emails():
-            score = fuzz.ratio(a, r.label)
-            if best is None or score > best[0]:
-                best = (score, a)
-    return best[1] if best else None
+    """The address the message was most likely meant for: the patient's own,
+    else their private contacts', closest to the recipient first."""
+    for group in (
+        ctx.patients,
+        sorted(i for i in ctx.linked if not ctx.directory.is_professional(i)),
+    ):
+        candidates = [a for i in group for a in ctx.entry(i).current_emails()]
+        if candidates:
+            return max(candidates, key=lambda a: fuzz.ratio(a, r.label))
+    return None
 
 
 @register("email.nhs_number", EMAIL, NoParams, ("email.nhs_number_other_patient",))

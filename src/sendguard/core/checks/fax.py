@@ -129,9 +129,10 @@ def near_known(ctx: FaxContext, p: NoParams, state: Any) -> list[Finding]:
         near.extend((i, k) for k in d.entry(i).current_numbers("fax") if k in variants)
     if not near:
         return []
+    own = set(ctx.intended)
     preferred = ctx.intended_family or ctx.linked
     strong = [x for x in near if x[0] in preferred]
-    i, k = (strong or near)[0]
+    i, k = min(strong or near, key=lambda x: (x[0] not in own, x[0] not in preferred, x))
     return [
         Finding(
             code="fax.near_known",
@@ -172,10 +173,12 @@ def other_contact(ctx: FaxContext, p: NoParams, state: Any) -> list[Finding]:
 
 
 def _intended_fax(ctx: FaxContext) -> str | None:
-    for i in sorted(ctx.intended_family):
-        faxes = ctx.directory.entry(i).current_numbers("fax")
-        if faxes:
-            return format_international(faxes[0])
+    """The intended contact's own fax, else one of those acting for it."""
+    for group in (ctx.intended, sorted(ctx.intended_family)):
+        for i in group:
+            faxes = ctx.directory.entry(i).current_numbers("fax")
+            if faxes:
+                return format_international(faxes[0])
     return None
 
 

@@ -35,22 +35,13 @@ _TITLES = frozenset(
         "lord",
         "master",
         "fr",
-        "sr",
         "sister",
         "nurse",
-        "jr",
-        "jnr",
-        "snr",
-        "phd",
-        "mbbs",
-        "mrcgp",
-        "frcp",
-        "frcs",
-        "md",
-        "esq",
-        "mbe",
-        "obe",
+        "the",
     }
+)
+_POSTNOMINALS = frozenset(
+    {"jr", "jnr", "snr", "sr", "phd", "mbbs", "mrcgp", "frcp", "frcs", "md", "esq", "mbe", "obe"}
 )
 _TOKEN = re.compile(r"[^\W\d_]+", re.UNICODE)
 
@@ -64,11 +55,19 @@ def _fold(text: str) -> str:
 
 
 def name_tokens(text: str) -> list[str]:
-    """The words of a name without titles; "Smith, Jane" becomes [jane, smith]."""
+    """The words of a name without titles in front or post-nominals after;
+    "Smith, Jane" becomes [jane, smith]. A title word that is the name
+    itself ("C Lord") stays."""
     if "," in text:
         family, _, given = text.partition(",")
         text = f"{given} {family}"
-    return [t for t in _TOKEN.findall(_fold(text.replace("'", ""))) if t not in _TITLES]
+    words = _TOKEN.findall(_fold(text.replace("'", "")))
+    start, end = 0, len(words)
+    while end - start > 1 and words[start] in _TITLES:
+        start += 1
+    while end - start > 1 and words[end - 1] in _POSTNOMINALS:
+        end -= 1
+    return words[start:end]
 
 
 def name_key(given: Sequence[str], family: str) -> str:

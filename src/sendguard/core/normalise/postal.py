@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 __all__ = [
@@ -152,6 +153,7 @@ _ABBREVIATIONS = {
     "floor": "fl",
     "unit": "unit",
 }
+_CANONICAL = frozenset(_ABBREVIATIONS.values())
 _NOISE = frozenset({"united", "kingdom", "uk", "gb", "england", "scotland", "wales", "the", "and"})
 _TOKEN = re.compile(r"[a-z0-9]+")
 _TAIL = re.compile(r"(?<![A-Z0-9])([A-Z]{1,2}[0-9][A-Z0-9]?\s*[0-9][A-Z]{2})[^A-Z0-9]*$")
@@ -222,28 +224,55 @@ def normalise_address(text: str) -> NormalAddress:
         if _numberish(tok):
             premise.append(tok)
         elif tok not in _NOISE:
-            words.append(_ABBREVIATIONS.get(tok, tok))
+            words.append(_canonical(tok))
     return NormalAddress(postcode=postcode, premise=tuple(premise), words=tuple(words))
 
 
-def _words_agree(a: NormalAddress, b: NormalAddress, threshold: int) -> bool:
+_STREET_WORDS = tuple(w for w in _ABBREVIATIONS if len(w) >= 4)
+
+
+@lru_cache(maxsize=8192)
+def _canonical(word: str) -> str:
+    """The canonical spelling of an address word: "Road" and "Rd" are "rd";
+    a keying slip in a street word ("Steet", "Avneue") is read as that word."""
+    known = _ABBREVIATIONS.get(word)
+    if known is not None:
+        return known
+    if len(word) >= 4 and word not in _CANONICAL:
+        hit = process.extractOne(word, _STREET_WORDS, scorer=OSA.distance, score_cutoff=1)
+        if hit is not None:
+            return _ABBREVIATIONS[hit[0]]
+    return word
+
+
+def _words_agree(a: NormalAddress, b: NormalAddress, strict: bool) -> bool:
+    """Whether the words of two addresses with the same postcode and premise
+    agree: every word of the shorter side has a partner on the other (so one
+    side may leave out the town or county). A keying slip in a longer word
+    ("Korris Rd" for Morris Road) still agrees, since postcode and house
+    number already fix the delivery point; a named house with no number
+    (`strict`) needs the words themselves to agree exactly or nearly so.
+    """
     if not a.words or not b.words:
         return True
-    return fuzz.token_set_ratio(" ".join(a.words), " ".join(b.words)) >= threshold
+    small, large = sorted((set(a.words), set(b.words)), key=len)
+    floor = 90 if strict else 75
+    return all(
+        w in large or (len(w) >= 4 and max(fuzz.ratio(w, x) for x in large) >= floor) for w in small
+    )
 
 
 def same_place(a: NormalAddress, b: NormalAddress) -> bool:
     """Whether two addresses are the same delivery point.
 
     Postcode and premise numbers (in any order) must be equal; the words
-    then only have to agree loosely (one side may omit the town), more
-    closely for a named house with no number.
+    then only have to agree loosely (see `_words_agree`).
     """
     if a.postcode is None or a.postcode != b.postcode:
         return False
     if sorted(a.premise) != sorted(b.premise):
         return False
-    return _words_agree(a, b, 80 if a.premise else 90)
+    return _words_agree(a, b, strict=not a.premise)
 
 
 def postcode_slip(a: NormalAddress, b: NormalAddress) -> bool:
@@ -253,4 +282,4 @@ def postcode_slip(a: NormalAddress, b: NormalAddress) -> bool:
     pa, pb = a.postcode.replace(" ", ""), b.postcode.replace(" ", "")
     if OSA.distance(pa, pb, score_cutoff=1) > 1:
         return False
-    return sorted(a.premise) == sorted(b.premise) and _words_agree(a, b, 80 if a.premise else 90)
+    return sorted(a.premise) == sorted(b.premise) and _words_agree(a, b, strict=not a.premise)
