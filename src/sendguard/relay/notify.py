@@ -1,0 +1,177 @@
+"""Telling the sender that a message was held, through the next hop.
+
+The notification says which message (hold id, date received, Message-ID),
+to whom, and why (each finding's code, message and suggestion) — never the
+subject, the text or attachment names, so that it carries as little patient
+data as possible. It goes from the null sender (`<>`, so it can never cause
+a bounce loop) with `From:` the configured address.
+
+Delivery is an outbox in the store: a hold is committed with its
+notification pending, and `Notifier.run()` sends whatever is due, records
+each attempt and retries with growing delays. A notification that cannot be
+sent never puts the hold at risk; after the last attempt it is marked failed
+(shown by `sendguard held list`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import textwrap
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP, SMTPUTF8
+from email.utils import format_datetime, make_msgid
+
+from sendguard.relay.forward import NextHop
+from sendguard.store.base import HeldMessage, Store
+
+__all__ = ["Notifier", "compose_notification"]
+
+log = logging.getLogger("sendguard.relay.notify")
+_SWEEP = 30.0  # seconds between looks at the outbox when nothing wakes the notifier
+
+
+def compose_notification(held: HeldMessage, *, sender: str, hostname: str) -> bytes:
+    """The notification message for one hold, as bytes ready to send."""
+    utf8 = not (held.envelope.mail_from.isascii() and sender.isascii())
+    msg = EmailMessage(policy=SMTPUTF8 if utf8 else SMTP)
+    msg["From"] = f"sendguard <{sender}>"
+    msg["To"] = held.envelope.mail_from
+    msg["Subject"] = f"Held for review: your message was not sent [{held.hold_id}]"
+    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg["Message-ID"] = make_msgid(idstring=held.hold_id, domain=hostname or "sendguard")
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Sendguard-Hold"] = held.hold_id
+    if held.message_id:
+        msg["In-Reply-To"] = held.message_id
+        msg["References"] = held.message_id
+    held_set = set(held.held_recipients)
+    lines = [
+        "A message you sent was held by sendguard before it left the organisation,",
+        "because something about its recipients needs a person to check it.",
+        "It has not been sent to the recipients marked 'held' below.",
+        "",
+        f"Hold id:     {held.hold_id}",
+        f"Received:    {held.created_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC",
+        f"Message-ID:  {held.message_id or '(none)'}",
+        "",
+        "Recipients:",
+    ]
+    for r in held.envelope.recipients:
+        lines.append(f"  {r}  ({'held' if r in held_set else 'sent'})")
+    lines += ["", "Why:"]
+    findings = [f for f in held.verdict.findings if not f.monitor]
+    for f in findings:
+        lines += textwrap.wrap(
+            f"- {f.code} ({f.action.value}): {f.message}",
+            width=76,
+            initial_indent="  ",
+            subsequent_indent="    ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        if f.suggestion:
+            lines.append(f"    suggestion: {f.suggestion}")
+    if not findings:
+        lines.append("  (no details)")
+    lines += [
+        "",
+        "A reviewer will release or cancel it. If you spotted a mistake, send a",
+        "corrected message; quote the hold id if you ask about this one.",
+    ]
+    msg.set_content("\n".join(lines) + "\n", charset="utf-8")
+    return msg.as_bytes()
+
+
+class Notifier:
+    """Sends due hold notifications from the store's outbox."""
+
+    def __init__(
+        self,
+        store: Store,
+        next_hop: NextHop,
+        *,
+        sender: str,
+        hostname: str,
+        attempts: int = 5,
+        retry: float = 300.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._next_hop = next_hop
+        self._sender = sender
+        self._hostname = hostname
+        self._attempts = attempts
+        self._retry = retry
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._closed = False
+
+    def poke(self) -> None:
+        """A hold was just committed: look at the outbox now."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Send what is due until closed; never raises."""
+        while not self._closed:
+            self._wake.clear()
+            try:
+                due = await asyncio.to_thread(self._store.due_notifications, self._clock())
+                for held in due:
+                    if self._closed:
+                        break
+                    await self._send(held)
+            except Exception:
+                log.exception("hold notifications: outbox sweep failed; will retry")
+            if self._closed:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(_SWEEP, self._retry))
+
+    async def _send(self, held: HeldMessage) -> None:
+        rcpt = held.envelope.mail_from
+        try:
+            data = compose_notification(held, sender=self._sender, hostname=self._hostname)
+        except Exception as exc:  # an address the email package cannot write
+            log.error(
+                "hold %s: notification cannot be written (%s)", held.hold_id, type(exc).__name__
+            )
+            await asyncio.to_thread(
+                self._store.record_notification,
+                held.hold_id,
+                sent=False,
+                error=f"cannot be written: {type(exc).__name__}",
+            )
+            return
+        options = () if rcpt.isascii() else ("SMTPUTF8",)
+        reply = await self._next_hop.send("", [rcpt], data, mail_options=options)
+        attempt = held.notify_attempts + 1
+        if reply.ok:
+            await asyncio.to_thread(self._store.record_notification, held.hold_id, sent=True)
+            log.info("hold %s: sender notified", held.hold_id)
+            return
+        give_up = not reply.temporary or attempt >= self._attempts
+        next_at = (
+            None if give_up else self._clock() + timedelta(seconds=self._retry * 2 ** (attempt - 1))
+        )
+        await asyncio.to_thread(
+            self._store.record_notification,
+            held.hold_id,
+            sent=False,
+            error=reply.line(),
+            next_attempt=next_at,
+        )
+        log.warning(
+            "hold %s: notification attempt %d failed (%d)%s",
+            held.hold_id,
+            attempt,
+            reply.code,
+            "; giving up" if give_up else "; will retry",
+        )
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
