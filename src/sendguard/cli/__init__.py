@@ -19,6 +19,8 @@ COMMANDS = (
     "sendguard.cli.check",
     "sendguard.cli.directory",
     "sendguard.cli.rules",
+    "sendguard.cli.relay",
+    "sendguard.cli.held",
 )
 
 
