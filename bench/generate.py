@@ -53,7 +53,7 @@ __all__ = [
     "write_ndjson",
 ]
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 AS_OF = date(2026, 1, 15)
 """The date the directory is loaded `as_of`: every ended period ends before it."""
 OUT_DIR = Path(__file__).resolve().parent / "out"
@@ -1063,7 +1063,12 @@ def build_world(n: int, seed: int = 1) -> World:
             title = "General Practitioner"
             r = rng.random()
             fax = g.fax(o.town, near=o.fax) if r < 0.45 else (o.fax if r < 0.65 else None)
-            email = None
+            pr = practitioners[k]
+            email = (
+                g.unique_email(f"{_slug(pr.family)}.{o.ods.lower()}@nhs.net")
+                if rng.random() < 0.25
+                else None
+            )  # a clinician's mailbox at the practice
         ri = len(roles)
         roles.append(Role(_uuid(rng), k, org, title, spec, fax, email))
         if fax is not None and fax is not o.fax:

@@ -901,6 +901,9 @@ def email_correct_gp(w: World, rng: random.Random) -> LabelledSend:
         pr = w.practitioners[w.roles[role].practitioner]
         addr, name = pr.email, f"{pr.prefix} {pr.given[0]} {pr.family}"
         note = "GP practitioner"
+        role_email = w.roles[role].email
+        if role_email and rng.random() < 0.5:
+            addr, note = role_email, "GP role mailbox"
     else:
         addr, name, note = o.email, o.name, "practice mailbox"
     secure = not addr.endswith("@nhs.net")
@@ -918,9 +921,29 @@ def email_correct_gp(w: World, rng: random.Random) -> LabelledSend:
     )
 
 
+_CACHE: dict[tuple[int, str], Any] = {}
+
+
+def _cached(w: World, key: str, make: Callable[[], Any]) -> Any:
+    """A list derived from the world, computed once per world."""
+    k = (id(w), key)
+    if k not in _CACHE:
+        if any(kk[0] != id(w) for kk in _CACHE):
+            _CACHE.clear()
+        _CACHE[k] = make()
+    return _CACHE[k]
+
+
+_HOSPITAL_ROLES: dict[int, list[int]] = {}
+
+
 def _hospital_contact(w: World, rng: random.Random) -> tuple[str, str, str]:
-    hosp = [r for r in w.roles if w.orgs[r.org].kind == "hospital"]
-    role = rng.choice(hosp)
+    hosp = _HOSPITAL_ROLES.get(id(w))
+    if hosp is None:
+        hosp = [k for k, r in enumerate(w.roles) if w.orgs[r.org].kind == "hospital"]
+        _HOSPITAL_ROLES.clear()
+        _HOSPITAL_ROLES[id(w)] = hosp
+    role = w.roles[rng.choice(hosp)]
     pr = w.practitioners[role.practitioner]
     o = w.orgs[role.org]
     r = rng.random()
@@ -1027,7 +1050,9 @@ def email_insecure(w: World, rng: random.Random) -> LabelledSend:
         addr, name, note = c.email or "", full_name(c.given, c.family), "next of kin"
     else:
         p = pick(w, rng, lambda p: True)
-        trust = [pr for pr in w.practitioners if not pr.email.endswith("@nhs.net")]
+        trust = _cached(
+            w, "trust", lambda: [x for x in w.practitioners if not x.email.endswith("@nhs.net")]
+        )
         if not trust:
             raise Skip
         pr = rng.choice(trust)
@@ -1062,7 +1087,7 @@ def _fax_target(w: World, rng: random.Random) -> tuple[str, Phone, set[str], str
             ref = f"ods:{o.ods}"
         family = {o.fax.e164} | {w.roles[x].fax.e164 for x in o.roles if w.roles[x].fax}
         return ref, o.fax, family, f"organisation ({o.kind})", o
-    cands = [r for r in w.roles if r.fax is not None]
+    cands = _cached(w, "role_fax", lambda: [r for r in w.roles if r.fax is not None])
     role = rng.choice(cands)
     o = w.orgs[role.org]
     assert role.fax
@@ -1323,7 +1348,7 @@ def fax_not_on_file(w: World, rng: random.Random) -> LabelledSend:
 
 
 def fax_previous(w: World, rng: random.Random) -> LabelledSend:
-    olds = [o for o in w.orgs if o.old_fax]
+    olds = _cached(w, "old_fax", lambda: [o for o in w.orgs if o.old_fax])
     if not olds:
         raise Skip
     o = rng.choice(olds)
