@@ -205,7 +205,8 @@ def _professional_strength(
     the two addresses are namesakes, or the display name fits the address as
     typed and is not the near address's owner (a colleague a few letters
     away: linda.shah and tina.shah)."""
-    if _namesake(local, split_address(near.address)[0]):
+    other = split_address(near.address)[0]
+    if _namesake(local, other) or _other_name(local, other):
         return Severity.LOW
     if display_name and any(_named_by(display_name, ctx.entry(i)) for i in near.entries):
         return Severity.HIGH
@@ -213,6 +214,24 @@ def _professional_strength(
 
 
 _LOCAL_WORDS = re.compile(r"[^\W\d_]+")
+_SEPARATORS = re.compile(r"[._-]")
+
+
+def _other_name(a: str, b: str) -> bool:
+    """Local parts whose one differing word is two edits from the other's
+    (sarah.murray / sarah.murphy, katherine.gray / katherine.may): a
+    similar-looking different name. Keying slips are one edit, or spread
+    over the address (alcie.jnoes)."""
+    ta, tb = _SEPARATORS.split(a), _SEPARATORS.split(b)
+    if len(ta) != len(tb):
+        return False
+    diff = [(x, y) for x, y in zip(ta, tb, strict=True) if x != y]
+    if len(diff) != 1:
+        return False
+    x, y = diff[0]
+    if min(len(x), len(y)) < 3 or not x.isalpha() or not y.isalpha():
+        return False
+    return OSA.distance(x, y) == 2
 
 
 def _fits(display_name: str, local: str) -> bool:

@@ -87,9 +87,87 @@ def display_key(text: str) -> str:
     return f"{words[0]} {words[-1]}" if len(words) >= 2 else ""
 
 
+# Common English short forms of given names, both ways ("Tom Smith" is
+# Thomas Smith). Only forms that are rarely names of their own.
+_SHORT_FORMS = {
+    "thomas": "tom tommy",
+    "robert": "rob bob bobby robbie",
+    "william": "will bill billy",
+    "richard": "rich rick dick",
+    "james": "jim jimmy jamie",
+    "john": "jack johnny",
+    "michael": "mike mick mikey",
+    "christopher": "chris",
+    "christine": "chris",
+    "christina": "chris",
+    "elizabeth": "liz lizzie beth betty libby",
+    "margaret": "maggie peggy",
+    "katherine": "kate kathy katie",
+    "catherine": "kate cathy katie",
+    "kathryn": "kate",
+    "jennifer": "jen jenny",
+    "rebecca": "becky becca",
+    "samuel": "sam",
+    "samantha": "sam",
+    "alexander": "alex",
+    "alexandra": "alex",
+    "daniel": "dan danny",
+    "david": "dave",
+    "edward": "ed eddie ted",
+    "anthony": "tony",
+    "andrew": "andy drew",
+    "joseph": "joe",
+    "benjamin": "ben",
+    "matthew": "matt",
+    "nicholas": "nick",
+    "stephen": "steve",
+    "steven": "steve",
+    "timothy": "tim",
+    "patrick": "pat",
+    "patricia": "pat trish",
+    "susan": "sue",
+    "deborah": "debbie deb",
+    "victoria": "vicky vicki tori",
+    "jacqueline": "jackie",
+    "philip": "phil",
+    "phillip": "phil",
+    "kenneth": "ken kenny",
+    "gregory": "greg",
+    "jonathan": "jon jonny",
+    "frederick": "fred freddie",
+    "charles": "charlie",
+    "henry": "harry",
+    "abigail": "abbie abby",
+    "eleanor": "ellie",
+    "gemma": "gem",
+    "nathan": "nate",
+    "leonard": "len leo",
+    "peter": "pete",
+    "raymond": "ray",
+    "ronald": "ron",
+    "donald": "don",
+    "douglas": "doug",
+    "gerald": "gerry",
+    "barbara": "barb",
+    "dorothy": "dot",
+    "josephine": "jo",
+    "joanne": "jo",
+    "joanna": "jo",
+    "jessica": "jess",
+    "amanda": "mandy",
+    "zachary": "zach",
+    "nathaniel": "nat",
+    "natalie": "nat",
+}
+_SAME_NAME = {
+    frozenset((full, short)) for full, shorts in _SHORT_FORMS.items() for short in shorts.split()
+}
+
+
 def _same_word(a: str, b: str) -> bool:
-    """Equal, or one keying slip apart in a word long enough to tell."""
-    if a == b:
+    """Equal, a short form of the other ("tom", "thomas"), or one keying slip
+    apart in a word long enough to tell."""
+    if a == b or frozenset((a, b)) in _SAME_NAME:
         return True
     return min(len(a), len(b)) >= 5 and OSA.distance(a, b, score_cutoff=1) <= 1
 

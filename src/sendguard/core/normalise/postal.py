@@ -224,7 +224,7 @@ def normalise_address(text: str) -> NormalAddress:
         if _numberish(tok):
             premise.append(tok)
         elif tok not in _NOISE:
-            words.append(_canonical(tok))
+            words.append(_ABBREVIATIONS.get(tok, tok))
     return NormalAddress(postcode=postcode, premise=tuple(premise), words=tuple(words))
 
 
@@ -232,17 +232,13 @@ _STREET_WORDS = tuple(w for w in _ABBREVIATIONS if len(w) >= 4)
 
 
 @lru_cache(maxsize=8192)
-def _canonical(word: str) -> str:
-    """The canonical spelling of an address word: "Road" and "Rd" are "rd";
-    a keying slip in a street word ("Steet", "Avneue") is read as that word."""
-    known = _ABBREVIATIONS.get(word)
-    if known is not None:
-        return known
-    if len(word) >= 4 and word not in _CANONICAL:
-        hit = process.extractOne(word, _STREET_WORDS, scorer=OSA.distance, score_cutoff=1)
-        if hit is not None:
-            return _ABBREVIATIONS[hit[0]]
-    return word
+def _street_word(word: str) -> str | None:
+    """The canonical street word a keying slip stands for ("steet" -> "st",
+    "avneue" -> "ave"), or None. Used only to let two addresses agree."""
+    if len(word) < 4 or word in _CANONICAL:
+        return None
+    hit = process.extractOne(word, _STREET_WORDS, scorer=OSA.distance, score_cutoff=1)
+    return _ABBREVIATIONS[hit[0]] if hit is not None else None
 
 
 def _words_agree(a: NormalAddress, b: NormalAddress, strict: bool) -> bool:
@@ -257,8 +253,12 @@ def _words_agree(a: NormalAddress, b: NormalAddress, strict: bool) -> bool:
         return True
     small, large = sorted((set(a.words), set(b.words)), key=len)
     floor = 90 if strict else 75
+    read = large | {sw for x in large if (sw := _street_word(x)) is not None}
     return all(
-        w in large or (len(w) >= 4 and max(fuzz.ratio(w, x) for x in large) >= floor) for w in small
+        w in read
+        or _street_word(w) in read
+        or (len(w) >= 4 and max(fuzz.ratio(w, x) for x in large) >= floor)
+        for w in small
     )
 
 
