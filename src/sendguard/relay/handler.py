@@ -10,7 +10,8 @@ Replies, one per outcome:
 - 250 2.0.0 Forwarded / Held for review as <hold id>
 - 451 4.x.x next hop down or said 4xx; the hold could not be stored; internal error
 - 5xx        the next hop refused (passed back as it said)
-- 550 5.7.1  a rule rejects the message (naming the finding)
+- 550 5.7.1  a rule rejects the message (naming the finding); a reject about an
+             address that is only in the headers (no mail goes to it) holds instead
 - 550 5.1.3  / 550 5.7.1 at RCPT: a recipient with bad syntax / rejected by a rule
 - 452 4.5.3  too many recipients; 550 5.7.1 client not allowed to relay
 """
@@ -27,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sendguard.core.engine import decide
 from sendguard.core.models import (
     ACTION_RANK,
     Action,
@@ -208,6 +210,7 @@ class RelayHandler:
             log.warning("message %s %s: not checked (%s); holding it", txid, msg_id, exc)
             verdict = failsafe_verdict(str(exc))
 
+        verdict = _hold_header_only_rejects(verdict, rcpts)
         if verdict.action is Action.REJECT:
             f = next(
                 (x for x in verdict.findings if x.action is Action.REJECT and not x.monitor),
@@ -324,6 +327,25 @@ class RelayHandler:
             verdict_header(verdict, rcpts) + raw,
             mail_options=envelope.mail_options,
         )
+
+
+def _hold_header_only_rejects(verdict: Verdict, rcpts: Sequence[str]) -> Verdict:
+    """Turn rejects about addresses that are only in To/Cc (not envelope
+    recipients, so nothing would be sent to them) into holds: the message
+    looks wrong and a person should see it, but bouncing it helps nobody."""
+    if verdict.action is not Action.REJECT:
+        return verdict
+    keys = {_key(r) for r in rcpts}
+    changed = False
+    findings: list[Finding] = []
+    for f in verdict.findings:
+        if f.action is Action.REJECT and f.recipient is not None and f.recipient not in keys:
+            f = f.model_copy(update={"action": Action.HOLD})
+            changed = True
+        findings.append(f)
+    if not changed:
+        return verdict
+    return decide(verdict.channel, findings, verdict.recipients.keys())
 
 
 def _sender(envelope: Any) -> str:

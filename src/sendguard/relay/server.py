@@ -220,7 +220,7 @@ class Relay:
         try:
             loaded = await self.checker.reload()
         except ReloadFailed as exc:
-            log.error("reload failed, keeping the directory and rules in use: %s", exc)
+            log.error("reload failed, keeping the directory and rules in use: %s", _one_line(exc))
             ok = False
         else:
             log.info("reloaded: %s", loaded)
@@ -229,7 +229,7 @@ class Relay:
                 n = await asyncio.to_thread(self.users.load)
                 log.info("reloaded %d AUTH user(s)", n)
             except ValueError as exc:
-                log.error("AUTH users not reloaded, keeping the previous ones: %s", exc)
+                log.error("AUTH users not reloaded, keeping the previous ones: %s", _one_line(exc))
                 ok = False
         return ok
 
@@ -262,3 +262,8 @@ class Relay:
 
     def stats(self) -> dict[str, Any]:
         return dict(self.handler.stats) if self.handler is not None else {}
+
+
+def _one_line(exc: BaseException) -> str:
+    """A multi-line error (every bad rule, every bad record) as one log line."""
+    return "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())

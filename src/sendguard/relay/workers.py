@@ -79,12 +79,13 @@ class _Worker:
 class WorkerPool(Checker):
     """`size` worker processes loading the directory and rules of `config`."""
 
-    def __init__(self, config: Config, *, size: int, timeout: float) -> None:
+    def __init__(self, config: Config, *, size: int, timeout: float, grace: float = _GRACE) -> None:
         if size < 1:
             raise ValueError("a worker pool needs at least one worker")
         self._config_data = config.model_dump(mode="json", include={"directory", "rules"})
         self._size = size
         self._timeout = timeout
+        self._grace = grace
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._workers: list[_Worker] = []
         self._generation = 0
@@ -125,7 +126,7 @@ class WorkerPool(Checker):
             self._retire(w)
         tasks = [w.task for w in self._workers if w.task is not None]
         if tasks:
-            await asyncio.wait(tasks, timeout=self._timeout + _GRACE)
+            await asyncio.wait(tasks, timeout=self._timeout + self._grace)
         for w in self._workers:
             w.kill()
         while not self._queue.empty():
@@ -152,7 +153,7 @@ class WorkerPool(Checker):
         try:
             # queueing plus the check itself: generous, since a queue behind a
             # replaced worker can take a while; the check alone is limited in the worker
-            return await asyncio.wait_for(fut, 3 * self._timeout + _GRACE)
+            return await asyncio.wait_for(fut, 3 * self._timeout + self._grace)
         except TimeoutError:
             raise CheckFailed("no checker answered in time") from None
 
@@ -212,10 +213,15 @@ class WorkerPool(Checker):
                 job = await self._queue.get()
                 if job.future.done():  # the caller gave up waiting
                     continue
+                if w.proc.poll() is not None:  # died while idle: not this job's fault
+                    self._queue.put_nowait(job)
+                    log.error("check worker %s exited; replacing it", w.name)
+                    failed = True
+                    return
                 w.busy = True
                 try:
                     await w.send(job.frame)
-                    reply = await asyncio.wait_for(w.recv(), self._timeout + _GRACE)
+                    reply = await asyncio.wait_for(w.recv(), self._timeout + self._grace)
                 except (OSError, EOFError, asyncio.IncompleteReadError, TimeoutError) as exc:
                     reason = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
                     log.error("check worker %s failed (%s); replacing it", w.name, reason)
