@@ -87,3 +87,28 @@ def test_bad_settings_are_named(env: dict[str, str], message: str) -> None:
 def test_postgresql_url_is_accepted_for_later() -> None:
     cfg = load_config(None, environ={"SENDGUARD_STORE__URL": "postgresql://db/sendguard"})
     assert cfg.store.url == "postgresql://db/sendguard"
+
+
+def test_the_sample_config_loads_and_documents_every_option() -> None:
+    import re
+
+    from sendguard.config import (
+        DirectoryConfig,
+        RelayConfig,
+        RulesConfig,
+        StoreConfig,
+    )
+
+    sample = Path(__file__).resolve().parents[2] / "deploy" / "sendguard.toml"
+    load_config(sample, environ={})
+    text = sample.read_text(encoding="utf-8")
+    sections = {
+        "directory": DirectoryConfig,
+        "rules": RulesConfig,
+        "relay": RelayConfig,
+        "store": StoreConfig,
+    }
+    for name, model in sections.items():
+        body = text.split(f"[{name}]", 1)[1].split("\n[", 1)[0]
+        documented = set(re.findall(r"^#? ?([a-z_]+) = ", body, re.MULTILINE))
+        assert set(model.model_fields) <= documented, (name, set(model.model_fields) - documented)
