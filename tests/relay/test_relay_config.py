@@ -110,5 +110,5 @@ def test_the_sample_config_loads_and_documents_every_option() -> None:
     }
     for name, model in sections.items():
         body = text.split(f"[{name}]", 1)[1].split("\n[", 1)[0]
-        documented = set(re.findall(r"^#? ?([a-z_]+) = ", body, re.MULTILINE))
+        documented = set(re.findall(r"^#? ?([a-z0-9_]+) = ", body, re.MULTILINE))
         assert set(model.model_fields) <= documented, (name, set(model.model_fields) - documented)
