@@ -12,7 +12,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from email.utils import getaddresses
 from pathlib import Path
@@ -83,12 +83,18 @@ def parse_recipients(items: Iterable[RecipientSpec] | str) -> list[EmailRecipien
     return out
 
 
-def _refs(value: str | Sequence[str] | None) -> tuple[str, ...]:
+PatientRefs = str | int | Sequence[str | int] | None
+
+
+def _refs(value: PatientRefs) -> tuple[str, ...]:
+    """References as given: one, a list, or "a, b"; NHS numbers may be ints."""
     if value is None:
         return ()
+    if isinstance(value, int):
+        return (str(value),)
     if isinstance(value, str):
         return tuple(p for p in re.split(r"[,;]\s*", value) if p.strip())
-    return tuple(value)
+    return tuple(str(v) for v in value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,10 +202,13 @@ class Guard:
 
     def check_email(
         self,
-        recipients: Iterable[RecipientSpec] | str,
+        recipients: Iterable[RecipientSpec] | str = (),
         *,
+        to: Iterable[RecipientSpec] | str = (),
+        cc: Iterable[RecipientSpec] | str = (),
+        bcc: Iterable[RecipientSpec] | str = (),
         sender: str = "",
-        patient: str | Sequence[str] | None = None,
+        patient: PatientRefs = None,
         subject: str = "",
         body: str | Sequence[str] = "",
         attachments: Sequence[str] = (),
@@ -208,12 +217,16 @@ class Guard:
     ) -> Verdict:
         """Check an email before it is sent.
 
-        `patient`: the patient(s) it concerns (directory id or NHS number);
-        NHS numbers in the subject, body and attachment names are found too.
-        `history`: addresses the sender has written to before.
+        `recipients` may carry their header ("Cc: ..."); `to`, `cc` and `bcc`
+        say it instead. `patient`: the patient(s) it concerns (directory id
+        or NHS number); NHS numbers in the subject, body and attachment names
+        are found too. `history`: addresses the sender has written to before.
         """
+        listed = parse_recipients(recipients)
+        for header, items in ((Header.TO, to), (Header.CC, cc), (Header.BCC, bcc)):
+            listed += [replace(r, header=header) for r in parse_recipients(items)]
         send = EmailSend(
-            recipients=tuple(parse_recipients(recipients)),
+            recipients=tuple(listed),
             sender=sender,
             patients=_refs(patient),
             subject=subject,
@@ -268,28 +281,31 @@ class Guard:
 
     def check_fax(
         self,
-        number: str,
+        number: str | int,
         *,
         intended: str | None = None,
-        patient: str | Sequence[str] | None = None,
+        patient: PatientRefs = None,
         sender: str = "",
     ) -> Verdict:
         """Check a fax number before dialling. `intended`: the contact the fax
         is for (directory id or ODS code)."""
         return self.check(
-            FaxSend(number=number, intended=intended, patients=_refs(patient), sender=sender)
+            FaxSend(number=str(number), intended=intended, patients=_refs(patient), sender=sender)
         )
 
     def check_letter(
         self,
         *,
         addressee: str,
-        address: str,
-        patient: str | Sequence[str] | None = None,
+        address: str | Sequence[str],
+        patient: PatientRefs = None,
         intended: str | None = None,
         sender: str = "",
     ) -> Verdict:
-        """Check a letter's addressee and postal address before printing."""
+        """Check a letter's addressee and postal address (text, or a list of
+        lines) before printing."""
+        if not isinstance(address, str):
+            address = "\n".join(address)
         return self.check(
             LetterSend(
                 addressee=addressee,

@@ -73,3 +73,14 @@ def test_recipient_forms(demo_guard: Guard) -> None:
     }
     assert v.action_for("alice.jones@nhs.net") is Action.ALLOW
     assert v.action_for("jane.smith@gmail.com") is Action.HOLD  # patients visible in To/Cc
+
+
+def test_convenient_forms(demo_guard: Guard) -> None:
+    v = demo_guard.check_email(to="jane.smith@gmail.com", cc=["david.brown@hotmail.co.uk"])
+    assert v.action is Action.HOLD  # two patients see each other
+    lines = ["12 High St", "Leeds", "LS1 1AA"]
+    assert (
+        demo_guard.check_letter(addressee="Mrs J Smith", address=lines, patient=9434765919).action
+        is Action.ALLOW
+    )
+    assert demo_guard.check_fax(1134960000, intended="B82005").action is Action.ALLOW

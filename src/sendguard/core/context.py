@@ -162,6 +162,8 @@ class FaxContext(SendContext):
             return parse_phone(self.send.number, self.region)
         except PhoneSyntaxError as exc:
             return str(exc)
+        except Exception as exc:  # whatever phonenumbers trips on, it is not a number
+            return f"it cannot be read ({type(exc).__name__})"
 
     @property
     def number(self) -> PhoneNumber | None:
