@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.generate import AS_OF, OUT_DIR, ensure_directory
-from bench.sends import KINDS, LabelledSend, make_sends, suggestion_matches
+from bench.sends import EXTRA_KINDS, KINDS, LabelledSend, make_sends, suggestion_matches
 from sendguard import Guard, Verdict
 
 __all__ = ["KindStats", "QualityReport", "main", "run_quality", "score"]
@@ -41,6 +41,7 @@ class KindStats:
     suggestion_ok: int = 0
     codes: Counter[str] = field(default_factory=Counter)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # correct sends warned
     wrong_suggestions: list[dict[str, Any]] = field(default_factory=list)
 
     def rate(self, k: int) -> float:
@@ -67,36 +68,51 @@ class QualityReport:
     seconds: float
     kinds: dict[str, KindStats]
 
-    def _sum(self, label: str, attr: str) -> tuple[int, int]:
-        ks = [k for k in self.kinds.values() if k.label == label]
-        return sum(getattr(k, attr) for k in ks), sum(k.n for k in ks)
+    def _kinds(self, label: str, extra: bool) -> list[KindStats]:
+        return [
+            k
+            for k in self.kinds.values()
+            if k.label == label and (extra or k.kind not in EXTRA_KINDS)
+        ]
 
-    @staticmethod
-    def _ratio(num_den: tuple[int, int]) -> float:
-        num, den = num_den
-        return num / den if den else 0.0
+    def _rate(self, label: str, attr: str, extra: bool = False) -> float:
+        ks = self._kinds(label, extra)
+        den = sum(k.n for k in ks)
+        return sum(getattr(k, attr) for k in ks) / den if den else 0.0
 
     @property
     def recall(self) -> float:
-        return self._ratio(self._sum("wrong", "caught"))
+        return self._rate("wrong", "caught")
 
     @property
     def false_hold(self) -> float:
-        return self._ratio(self._sum("correct", "caught"))
+        return self._rate("correct", "caught")
 
     @property
     def false_warn(self) -> float:
-        return self._ratio(self._sum("correct", "warned"))
+        return self._rate("correct", "warned")
 
     @property
     def insecure_warned(self) -> float:
-        return self._ratio(self._sum("insecure", "warned"))
+        return self._rate("insecure", "warned")
+
+    def suggestion_rate(self, extra: bool = False) -> float:
+        ks = self._kinds("wrong", extra)
+        den = sum(k.suggestion_n for k in ks)
+        return sum(k.suggestion_ok for k in ks) / den if den else 0.0
 
     @property
     def suggestion(self) -> float:
-        ks = [k for k in self.kinds.values() if k.label == "wrong"]
-        den = sum(k.suggestion_n for k in ks)
-        return sum(k.suggestion_ok for k in ks) / den if den else 0.0
+        return self.suggestion_rate()
+
+    def with_extra(self) -> dict[str, float]:
+        """The headline rates over every kind, the extra ones included."""
+        return {
+            "recall": self._rate("wrong", "caught", True),
+            "false_hold": self._rate("correct", "caught", True),
+            "false_warn": self._rate("correct", "warned", True),
+            "suggestion": self.suggestion_rate(True),
+        }
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -109,9 +125,11 @@ class QualityReport:
             "false_warn": self.false_warn,
             "suggestion": self.suggestion,
             "insecure_warned": self.insecure_warned,
+            "with_extra_kinds": self.with_extra(),
             "kinds": {
                 k.kind: {
                     "label": k.label,
+                    "extra": k.kind in EXTRA_KINDS,
                     "n": k.n,
                     "caught": k.caught_rate,
                     "warned": k.warned_rate,
@@ -175,7 +193,9 @@ def score(guard: Guard, sends: list[LabelledSend], keep_examples: int = 3) -> di
         elif s.label == "insecure":
             failed = action != "warn" or "email.insecure_domain" not in codes
         else:
-            failed = action != "allow"
+            failed = caught
+            if action == "warn" and len(st.warnings) < keep_examples:
+                st.warnings.append(_example(s, v))
         if failed and len(st.failures) < keep_examples:
             st.failures.append(_example(s, v))
     return stats
@@ -232,6 +252,12 @@ def print_report(r: QualityReport, examples: int = 3) -> None:
         f"{100 * t['suggestion']:.1f}%   {mark[r.suggestion >= t['suggestion']]}"
     )
     print(f"  insecure domain warned (expected warn) {_pct(r.insecure_warned)}")
+    x = r.with_extra()
+    print(
+        f"  with the extra kinds (*): recall {_pct(x['recall'])}, false holds "
+        f"{_pct(x['false_hold'])}, false warns {_pct(x['false_warn'])}, right suggestion "
+        f"{_pct(x['suggestion'])}"
+    )
     print()
     head = f"{'kind':30} {'label':8} {'n':>6} {'held':>8} {'warned':>8} {'suggestion':>16}  codes"
     print(head)
@@ -243,19 +269,24 @@ def print_report(r: QualityReport, examples: int = 3) -> None:
             else ""
         )
         codes = ", ".join(f"{c} {100 * n / k.n:.0f}%" for c, n in k.codes.most_common(5))
+        name = k.kind + (" *" if k.kind in EXTRA_KINDS else "")
         print(
-            f"{k.kind:30} {k.label:8} {k.n:>6} {_pct(k.caught_rate):>8} "
+            f"{name:30} {k.label:8} {k.n:>6} {_pct(k.caught_rate):>8} "
             f"{_pct(k.warned_rate):>8} {sugg:>16}  {codes}"
         )
+    print("(*) extra kinds, beyond the requirements' list: outside the headline rates above")
     if examples <= 0:
         return
     print()
-    print("Failing examples (wrong sends not held; correct sends not allowed; wrong suggestions)")
+    print(
+        "Failing examples (wrong sends not held; correct sends held, then warned; "
+        "wrong suggestions)"
+    )
     for k in r.kinds.values():
-        if not k.failures and not k.wrong_suggestions:
+        if not k.failures and not k.wrong_suggestions and not k.warnings:
             continue
         print(f"\n== {k.kind} ({k.label})")
-        for e in k.failures[:examples]:
+        for e in [*k.failures[:examples], *k.warnings[:examples]]:
             print(f"  [{e['action']}] {json.dumps(e['args'], ensure_ascii=False)}")
             if e["note"]:
                 print(f"      note: {e['note']}")

@@ -41,6 +41,7 @@ from sendguard import Guard, Verdict
 from sendguard.core.checks.providers import REAL_DOMAINS, TYPO_TARGETS
 
 __all__ = [
+    "EXTRA_KINDS",
     "KINDS",
     "LabelledSend",
     "make_sends",
@@ -303,6 +304,9 @@ def addressee_forms(
     g = given[0]
     mid = given[1][0] if len(given) > 1 else ""
     title = prefix or ""
+    if ("-" in family or "'" in family) and rng.random() < 0.5:
+        # Smith-Jones written "Smith Jones", O'Brien written "OBrien" or "O Brien"
+        family = family.replace("-", " ").replace("'", rng.choice(("", " ")))
     forms = [
         f"{g} {family}",
         f"{title} {g[0]}. {family}".strip(),
@@ -347,8 +351,13 @@ def write_address(a: Addr, rng: random.Random, *, harmless_variations: bool = Tr
         if rng.random() < 0.06 and lines[-1][0].isdigit():
             num, _, rest = lines[-1].partition(" ")
             lines[-1] = f"{num}, {rest}"
-        if len(lines) == 2 and lines[0].startswith("Flat ") and rng.random() < 0.3:
-            lines = [f"{lines[0]} {lines[1]}" if "," not in lines[0] else f"{lines[0]}, {lines[1]}"]
+        if len(lines) == 2 and lines[0].startswith("Flat "):
+            r = rng.random()
+            if r < 0.3:
+                sep = ", " if "," in lines[0] else " "
+                lines = [f"{lines[0]}{sep}{lines[1]}"]
+            elif r < 0.4 and "," not in lines[0]:
+                lines = [f"{lines[1]}, {lines[0]}"]  # "42 Kirkstall Road, Flat 3"
         r = rng.random()
         if r < 0.15:
             pc = pc.replace(" ", "")
@@ -653,9 +662,19 @@ def email_patients_visible(w: World, rng: random.Random) -> LabelledSend:
     if len(chosen) < 2:
         raise Skip
     rcpts: list[str | dict[str, str]] = []
+    parents = 0
     for n, p in enumerate(chosen):
         header = "To" if n == 0 or rng.random() < 0.6 else "Cc"
-        rcpts.append(recipient(p.email or "", full_name(p.given, p.family), rng, header))
+        addr, name = p.email or "", full_name(p.given, p.family)
+        kin = [c for c in p.contacts if c.email and c.email != p.email]
+        if kin and n > 0 and rng.random() < 0.5:  # a parent or carer on the list instead
+            c = rng.choice(kin)
+            addr, name = c.email or "", full_name(c.given, c.family)
+            parents += 1
+        rcpts.append(recipient(addr, name, rng, header))
+    if rng.random() < 0.3:  # a clinician copied in, visibly
+        pr = w.practitioners[rng.randrange(len(w.practitioners))]
+        rcpts.insert(rng.randrange(len(rcpts) + 1), f"Cc: {pr.email}")
     if rng.random() < 0.3:
         rcpts.append(f"Bcc: {w.orgs[chosen[0].gp_org].email}")
     return LabelledSend(
@@ -670,7 +689,7 @@ def email_patients_visible(w: World, rng: random.Random) -> LabelledSend:
             ),
             "body": "Dear all,\n\nYou are invited to the group session on Tuesday.\n",
         },
-        note=f"{len(chosen)} patients",
+        note=f"{len(chosen)} patients" + (f", {parents} by their next of kin" if parents else ""),
     )
 
 
@@ -993,18 +1012,97 @@ def _fresh_private(w: World, rng: random.Random) -> tuple[str, str]:
     raise Skip
 
 
+def sender_history(w: World, rng: random.Random, size: int) -> list[str]:
+    """Addresses a practice mailbox has written to before: patients and professionals."""
+    out = []
+    for _ in range(size):
+        if rng.random() < 0.8:
+            p = w.patients[rng.randrange(len(w.patients))]
+            if p.email:
+                out.append(p.email)
+        else:
+            out.append(w.practitioners[rng.randrange(len(w.practitioners))].email)
+    return out
+
+
 def email_correct_fresh(w: World, rng: random.Random) -> LabelledSend:
     addr, name = _fresh_private(w, rng)
+    args: dict[str, Any] = {
+        "recipients": [recipient(addr, name, rng)],
+        "sender": rng.choice(w.orgs).email,
+        "subject": rng.choice(_NON_PATIENT_SUBJECTS),
+        "body": "Hello,\n\nThanks for getting in touch.\n",
+    }
+    note = ""
+    if rng.random() < 0.5:  # a relay that passes the sender's history
+        args["history"] = sender_history(w, rng, rng.choice((20, 100, 400)))
+        note = f"with {len(args['history'])} addresses of sender history"
+    return LabelledSend("email.fresh_private", "correct", "email", args, note=note)
+
+
+def email_own_typo_history(w: World, rng: random.Random) -> LabelledSend:
+    """A slip in a patient's address in a message that names no patient (no NHS
+    number either); the sender has written to the patient before."""
+    p = pick(w, rng, lambda p: bool(p.email))
+    assert p.email
+    local, _, domain = p.email.partition("@")
+    typo = f"{local_slip(local, rng, 1 if rng.random() < 0.7 else 2)}@{domain}"
+    if typo in w.emails:
+        raise Skip
+    history = [*sender_history(w, rng, rng.choice((20, 100, 400))), p.email]
+    rng.shuffle(history)
     return LabelledSend(
-        "email.fresh_private",
-        "correct",
+        "email.own_typo_history",
+        "wrong",
         "email",
         {
-            "recipients": [recipient(addr, name, rng)],
-            "sender": rng.choice(w.orgs).email,
-            "subject": rng.choice(_NON_PATIENT_SUBJECTS),
-            "body": "Hello,\n\nThanks for getting in touch.\n",
+            "recipients": [recipient(typo, full_name(p.given, p.family), rng)],
+            "sender": _sender(w, p, rng),
+            "subject": rng.choice(("Your appointment on Tuesday", "Re: prescription", "Call back")),
+            "body": f"Dear {p.given[0]},\n\nPlease call the surgery.\n",
+            "history": history,
         },
+        expected=p.email,
+        expect_type="email",
+        note=f"{len(history)} addresses of sender history",
+    )
+
+
+_SIBLING_DOMAINS = {
+    "hotmail.co.uk": ("hotmail.com",),
+    "hotmail.com": ("hotmail.co.uk",),
+    "yahoo.co.uk": ("yahoo.com",),
+    "yahoo.com": ("yahoo.co.uk",),
+    "live.co.uk": ("live.com",),
+    "live.com": ("live.co.uk",),
+    "outlook.com": ("outlook.co.uk", "hotmail.com"),
+    "btinternet.com": ("btopenworld.com",),
+}
+
+
+def email_wrong_provider(w: World, rng: random.Random) -> LabelledSend:
+    """The patient's mailbox name at a sibling provider domain (hotmail.com for
+    hotmail.co.uk): both domains are real, so no domain-typo check can see it.
+    (gmail.com/googlemail.com and icloud.com/me.com are left out: often one mailbox.)"""
+    p = pick(w, rng, lambda p: bool(p.email) and p.email.split("@")[1] in _SIBLING_DOMAINS)
+    assert p.email
+    local, _, domain = p.email.partition("@")
+    wrong = f"{local}@{rng.choice(_SIBLING_DOMAINS[domain])}"
+    if wrong in w.emails:
+        raise Skip
+    return LabelledSend(
+        "email.wrong_provider",
+        "wrong",
+        "email",
+        {
+            "recipients": [recipient(wrong, full_name(p.given, p.family), rng)],
+            "patient": patient_ref(p, rng),
+            "sender": _sender(w, p, rng),
+            **patient_content(p, rng, secure=True),
+        },
+        expected=p.email,
+        expect_type="email",
+        note=f"{domain} -> {wrong.split('@')[1]}",
     )
 
 
@@ -1498,9 +1596,29 @@ def _free_address(w: World, town: int, rng: random.Random) -> Addr:
     raise Skip
 
 
+def _house_slip(w: World, p: Patient, rng: random.Random) -> Addr:
+    """The patient's street with a mistyped house number (nobody on file lives there)."""
+    a = p.address
+    if a.house <= 0 or a.flat:
+        raise Skip
+    num = str(a.house)
+    if len(num) >= 2 and rng.random() < 0.5 and num[0] != num[1]:
+        new = int(num[1] + num[0] + num[2:])
+    else:
+        i = rng.randrange(len(num))
+        new = int(num[:i] + rng.choice(_KEYPAD[num[i]]) + num[i + 1 :])
+    st = w.streets[a.street]
+    if new == a.house or not 1 <= new <= st.houses or (a.street, new, 0) in w.places:
+        raise Skip
+    return Addr((f"{new} {st.name}",), a.city, st.postcode(new), a.county, a.street, new, 0)
+
+
 def letter_mismatch(w: World, rng: random.Random) -> LabelledSend:
     p = pick(w, rng, lambda p: p.address.street >= 0)
-    a = _free_address(w, w.streets[p.address.street].town, rng)
+    if rng.random() < 0.4:
+        a, note = _house_slip(w, p, rng), "house number slip"
+    else:
+        a, note = _free_address(w, w.streets[p.address.street].town, rng), "another street"
     return LabelledSend(
         "letter.address_mismatch",
         "wrong",
@@ -1510,6 +1628,7 @@ def letter_mismatch(w: World, rng: random.Random) -> LabelledSend:
         ),
         expected=p.address.text(),
         expect_type="address",
+        note=note,
     )
 
 
@@ -1657,10 +1776,23 @@ def letter_wrong_addressee(w: World, rng: random.Random) -> LabelledSend:
 
 # -- registry --------------------------------------------------------------------------
 
+EXTRA_KINDS = frozenset(
+    {
+        "email.own_typo_history",
+        "email.wrong_provider",
+        "email.previous_address",
+        "fax.previous_number",
+        "letter.patient_street_slip",
+    }
+)
+"""Kinds beyond the requirements' list: reported, but outside the headline rates."""
+
 KINDS: dict[str, Callable[[World, random.Random], LabelledSend]] = {
     # email, wrong
     "email.domain_typo": email_domain_typo,
     "email.own_typo": email_own_typo,
+    "email.own_typo_history": email_own_typo_history,
+    "email.wrong_provider": email_wrong_provider,
     "email.other_patient": email_other_patient,
     "email.other_patient_nok": email_other_nok,
     "email.nhs_number_other": email_nhs_number_other,
