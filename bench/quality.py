@@ -152,9 +152,15 @@ def _finding_view(v: Verdict) -> list[str]:
 
 
 def _example(s: LabelledSend, v: Verdict) -> dict[str, Any]:
-    args = {k: v for k, v in s.args.items() if v not in (None, "", [], ())}
+    args = {k: val for k, val in s.args.items() if val not in (None, "", [], ())}
     if "body" in args:
         args["body"] = " ".join(str(args["body"]).split())[:120]
+    if "history" in args:
+        hist = list(args["history"])
+        near = [
+            h for h in hist if any(h in f.message or h == f.suggestion for f in v.findings)
+        ]  # the history entries the findings point at
+        args["history"] = f"<{len(hist)} addresses{', including ' + near[0] if near else ''}>"
     return {
         "args": args,
         "note": s.note,
