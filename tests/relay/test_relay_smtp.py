@@ -7,6 +7,7 @@ told, what reaches the sink and what is in the quarantine.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import aiosmtplib
@@ -320,3 +321,21 @@ async def test_an_invalid_address_only_in_the_headers_holds_instead_of_rejecting
         assert held is not None
         assert held.verdict.action.value == "hold"
         assert "email.invalid" in held.codes
+
+
+async def test_logs_carry_ids_and_codes_never_addresses_or_content(
+    make_relay: MakeRelay, sink: Sink, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    relay = await make_relay()
+    port = relay.address[1]
+    subject = "Colposcopy results for Jane"
+    await smtp_send(port, GP, [CLEAN], message(subject=subject))
+    await smtp_send(port, GP, [TYPO], message(to=TYPO, subject=subject))
+    await smtp_send(port, GP, ["jane.smith@gmail"], message(subject=subject))
+    await sink.arrived(2)
+    text = caplog.text
+    assert "held as" in text
+    assert "email.domain_typo" in text
+    for secret in ("jane", "gmail", "gmial", "patel", "9434765919", "Colposcopy"):
+        assert secret not in text.lower(), secret

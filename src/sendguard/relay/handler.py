@@ -42,6 +42,7 @@ from sendguard.core.normalise.email import email_key
 from sendguard.relay.access import AccessPolicy
 from sendguard.relay.checker import Checker, CheckFailed
 from sendguard.relay.forward import NextHop, Reply, smtp_text
+from sendguard.relay.logsafe import log_error
 from sendguard.relay.notify import Notifier
 from sendguard.store.base import MailEnvelope, Store, StoreError
 
@@ -156,22 +157,22 @@ class RelayHandler:
     ) -> str:
         try:
             return await self._rcpt(session, envelope, address, rcpt_options)
-        except Exception:
-            log.exception("internal error at RCPT TO")
+        except Exception as exc:
+            log_error(log, "internal error at RCPT TO; answered 451", exc)
             return "451 4.3.0 Internal error; try this recipient again later"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         txid = secrets.token_hex(5)
         try:
             return await self._data(txid, session, envelope)
-        except Exception:
-            log.exception("message %s: internal error; answered 451", txid)
+        except Exception as exc:
+            log_error(log, "message %s: internal error; answered 451", exc, txid)
             self.stats["internal_error"] += 1
             return _INTERNAL
 
     async def handle_exception(self, error: Exception) -> str:
         """aiosmtpd's last resort: 451, never its default 500."""
-        log.error("SMTP session error (%s); answered 451", type(error).__name__)
+        log_error(log, "SMTP session error; answered 451", error)
         return _INTERNAL
 
     # -- RCPT TO -----------------------------------------------------------
@@ -204,10 +205,11 @@ class RelayHandler:
         sender = _sender(envelope)
         rcpts = list(envelope.rcpt_tos)
         msg_id = _message_id(raw)
+        ref = f"{txid} {msg_id}" if msg_id else txid  # what log lines name the message by
         try:
             verdict = await self.checker.check_message(raw, rcpts, sender)
         except CheckFailed as exc:
-            log.warning("message %s %s: not checked (%s); holding it", txid, msg_id, exc)
+            log.warning("message %s: not checked (%s); holding it", ref, exc)
             verdict = failsafe_verdict(str(exc))
 
         verdict = _hold_header_only_rejects(verdict, rcpts)
@@ -218,7 +220,7 @@ class RelayHandler:
             )
             code = f.code if f else "policy"
             self.stats["rejected"] += 1
-            log.info("message %s %s: reject (%s), %d recipient(s)", txid, msg_id, code, len(rcpts))
+            log.info("message %s: reject (%s), %d recipient(s)", ref, code, len(rcpts))
             detail = f" ({smtp_text(f.message, 200)})" if f else ""
             return f"550 5.7.1 Message refused by sendguard: {code}{detail}"
 
@@ -228,9 +230,8 @@ class RelayHandler:
             ms = (time.perf_counter() - started) * 1000
             self.stats["forwarded" if reply.ok else f"forward_{reply.code // 100}xx"] += 1
             log.info(
-                "message %s %s: %s, forward to %d recipient(s): %d in %.1f ms",
-                txid,
-                msg_id,
+                "message %s: %s, forward to %d recipient(s): %d in %.1f ms",
+                ref,
                 verdict.action.value,
                 len(clean),
                 reply.code,
@@ -256,9 +257,7 @@ class RelayHandler:
                 notify=self.settings.notify,
             )
         except StoreError as exc:
-            log.error(
-                "message %s %s: cannot be stored for review (%s); answered 451", txid, msg_id, exc
-            )
+            log.error("message %s: cannot be stored for review (%s); answered 451", ref, exc)
             self.stats["store_failed"] += 1
             return "451 4.3.0 The message cannot be stored for review now; try again later"
         codes = sorted(
@@ -276,9 +275,8 @@ class RelayHandler:
                 except StoreError as exc:  # a duplicate hold after the retry is safe
                     log.error("hold %s: could not be undone (%s)", hold_id, exc)
                 log.info(
-                    "message %s %s: split; forward failed (%d), hold %s undone",
-                    txid,
-                    msg_id,
+                    "message %s: split; forward failed (%d), hold %s undone",
+                    ref,
                     reply.code,
                     hold_id,
                 )
@@ -288,9 +286,8 @@ class RelayHandler:
             self.notifier.poke()
         ms = (time.perf_counter() - started) * 1000
         log.info(
-            "message %s %s: held as %s (%s), %d held, %d forwarded, in %.1f ms",
-            txid,
-            msg_id,
+            "message %s: held as %s (%s), %d held, %d forwarded, in %.1f ms",
+            ref,
             hold_id,
             ", ".join(codes),
             len(held),

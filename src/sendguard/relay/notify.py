@@ -26,6 +26,7 @@ from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, make_msgid
 
 from sendguard.relay.forward import NextHop
+from sendguard.relay.logsafe import log_error
 from sendguard.store.base import HeldMessage, Store
 
 __all__ = ["Notifier", "compose_notification"]
@@ -124,8 +125,8 @@ class Notifier:
                     if self._closed:
                         break
                     await self._send(held)
-            except Exception:
-                log.exception("hold notifications: outbox sweep failed; will retry")
+            except Exception as exc:
+                log_error(log, "hold notifications: outbox sweep failed; will retry", exc)
             if self._closed:
                 break
             with contextlib.suppress(TimeoutError):

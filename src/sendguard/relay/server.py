@@ -26,6 +26,7 @@ from sendguard.relay.access import AccessPolicy, PasswordFile
 from sendguard.relay.checker import Checker, InlineChecker, ReloadFailed
 from sendguard.relay.forward import NextHop
 from sendguard.relay.handler import HandlerSettings, RelayHandler
+from sendguard.relay.logsafe import log_error
 from sendguard.relay.notify import Notifier
 from sendguard.relay.smtp import RelaySMTP, Sessions, server_tls_context
 from sendguard.relay.workers import WorkerPool
@@ -78,6 +79,9 @@ class Relay:
     # -- start / stop ------------------------------------------------------
     async def start(self) -> None:
         rc = self.config.relay
+        smtp_log = logging.getLogger("mail.log")  # aiosmtpd logs every command, addresses too
+        if smtp_log.level == logging.NOTSET:
+            smtp_log.setLevel(logging.WARNING)
         host, port = parse_host_port(rc.listen)
         hop_host, hop_port = parse_host_port(rc.next_hop)
         try:
@@ -241,8 +245,8 @@ class Relay:
     async def _reload_logged(self) -> None:
         try:
             await self.reload()
-        except Exception:
-            log.exception("reload failed unexpectedly; keeping what is in use")
+        except Exception as exc:
+            log_error(log, "reload failed unexpectedly; keeping what is in use", exc)
 
     # -- running as a service ----------------------------------------------
     async def run(self) -> None:

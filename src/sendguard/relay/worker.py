@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Any
 
 from sendguard.relay.frames import recv_frame, send_frame
+from sendguard.relay.logsafe import log_error
 
 __all__ = ["main", "serve"]
 
@@ -73,7 +74,7 @@ def serve(sock: socket.socket) -> int:
         except _Deadline:
             reply = ("failed", job_id, f"no verdict within {timeout:g} s")
         except Exception as exc:
-            log.exception("job %s failed", job_id)
+            log_error(log, "job %s failed", exc, job_id)
             reply = ("failed", job_id, f"the check failed ({type(exc).__name__})")
         send_frame(sock, reply)
 

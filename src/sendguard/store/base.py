@@ -120,6 +120,7 @@ class HeldMessage:
     notify_error: str | None = None
     notified_at: datetime | None = None
     codes: tuple[str, ...] = field(default=())
+    """The codes of the findings the message is held for."""
 
     @property
     def size(self) -> int:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sendguard.core.models import Verdict
+from sendguard.core.models import Action, Verdict
 from sendguard.store.base import (
     HeldMessage,
     HoldStatus,
@@ -190,7 +190,9 @@ class SqliteStore(Store):
         notify: bool = True,
     ) -> str:
         held = tuple(envelope.recipients if held_recipients is None else held_recipients)
-        codes = sorted({f.code for f in verdict.findings if not f.monitor})
+        applied = [f for f in verdict.findings if not f.monitor]
+        reasons = [f for f in applied if f.action in (Action.HOLD, Action.REJECT)]
+        codes = sorted({f.code for f in reasons or applied})
         notify_status = NotifyStatus.PENDING if notify and envelope.mail_from else NotifyStatus.NONE
         now = _ts(self._clock())
         row: dict[str, Any] = {
