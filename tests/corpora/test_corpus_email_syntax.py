@@ -22,7 +22,7 @@ import pytest
 from corpus_rates import Tallies, assert_floor, report
 from email_validator import EmailNotValidError, validate_email
 
-from conftest import corpus
+from common import corpus
 from sendguard.core.normalise.email import EmailSyntaxError, _fast, parse_email
 
 ESCAPED = "JSON-escaped form"

@@ -18,7 +18,7 @@ from functools import cache
 
 from corpus_rates import Tallies, assert_all, assert_floor, report
 
-from conftest import corpus
+from common import corpus
 from sendguard.core.checks.domains import DomainTable
 from sendguard.core.checks.providers import REAL_DOMAINS, TYPO_TARGETS
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 from corpus_rates import Tallies, assert_all, assert_floor, report
 
-from conftest import corpus
+from common import corpus
 from sendguard.core.normalise.phone import (
     PhoneKind,
     PhoneNumber,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from corpus_rates import Tallies, assert_all, assert_floor, report
 
-from conftest import corpus
+from common import corpus
 from sendguard.core.normalise.postal import (
     find_postcode,
     fix_postcode,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import os
 import re
 import signal
@@ -38,19 +37,11 @@ MakeRelay = Callable[..., Awaitable["Relay"]]
 
 
 def corpus(*parts: str) -> Path:
-    """tests/conftest.py's `corpus()` (one place knows where the shared corpora
-    are and skips when they are absent), loaded by path because every test
-    folder's conftest is a module named `conftest`."""
-    name = "_sendguard_tests_root_conftest"
-    mod = sys.modules.get(name)
-    if mod is None:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "conftest.py")
-        assert spec is not None
-        assert spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return Path(mod.corpus(*parts))
+    """tests/common.py's `corpus()`: one place knows where the shared corpora
+    are and skips when they are absent."""
+    from common import corpus as shared_corpus
+
+    return shared_corpus(*parts)
 
 
 def corpus_messages() -> list[Path]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEMO
+from common import DEMO
 from sendguard.cli import main
 
 D = ["-d", str(DEMO)]

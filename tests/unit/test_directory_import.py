@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import DEMO, TODAY
+from common import DEMO, TODAY
 from sendguard import Action, Guard
 from sendguard.core.directory import DirectoryError, Kind
 from sendguard.sources import load_directory, load_or_build, load_snapshot, save_snapshot

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import directory_of
+from common import directory_of
 from sendguard import Action, Guard
 from sendguard.core.checks.domains import DomainTable
 from sendguard.core.checks.email import _fits, _namesake, _other_name

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from rapidfuzz.distance import OSA
 
-from conftest import directory_of
+from common import directory_of
 from sendguard.core.directory import (
     PROFESSIONAL_KINDS,
     Directory,
