@@ -19,6 +19,7 @@ Replies, one per outcome:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 import secrets
@@ -129,6 +130,9 @@ class RelayHandler:
         self.notifier = notifier
         self.settings = settings or HandlerSettings()
         self.stats: Counter[str] = Counter()
+        # transaction ids for the logs: unique per process start, cheap per message
+        self._txid_prefix = secrets.token_hex(2)
+        self._txids = itertools.count(1)
 
     # -- session -----------------------------------------------------------
     async def handle_EHLO(
@@ -162,7 +166,7 @@ class RelayHandler:
             return "451 4.3.0 Internal error; try this recipient again later"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        txid = secrets.token_hex(5)
+        txid = f"{self._txid_prefix}{next(self._txids):06x}"
         try:
             return await self._data(txid, session, envelope)
         except Exception as exc:
