@@ -47,6 +47,7 @@ def sink(ports: Ports) -> Iterator[Sink]:
 @pytest.fixture
 def postfix(ports: Ports, sink: Sink) -> Iterator[PostfixInstance]:
     assert WHY is None, f"{WHY}; `make setup` installs Postfix as root"
+    assert shutil.which("swaks"), "swaks is not installed; `make setup` installs it as root"
     # a folder of its own that Postfix's daemons (user postfix) can reach
     folder = Path(tempfile.mkdtemp(prefix="sendguard-postfix-"))
     folder.chmod(0o755)
