@@ -339,3 +339,34 @@ async def test_logs_carry_ids_and_codes_never_addresses_or_content(
     assert "email.domain_typo" in text
     for secret in ("jane", "gmail", "gmial", "patel", "9434765919", "Colposcopy"):
         assert secret not in text.lower(), secret
+
+
+async def test_a_notice_that_cannot_be_sent_is_retried_and_the_hold_is_unaffected(
+    make_relay: MakeRelay, sink: Sink, tmp_path: Path
+) -> None:
+    relay = await make_relay()  # notify_retry 0.2 s in these tests
+    port = sink.port
+    sink.stop()
+    r = await smtp_send(relay.address[1], GP, [TYPO], message(to=TYPO))
+    assert r.code == 250
+    hold_id = r.text.split()[-1]
+    store = open_quarantine(tmp_path)
+
+    def notice() -> tuple[NotifyStatus, int, str | None]:
+        held = store.get(hold_id)
+        assert held is not None
+        return held.notify_status, held.notify_attempts, held.notify_error
+
+    await _until(lambda: notice()[1] >= 1)
+    status, _, error = notice()
+    assert status is NotifyStatus.PENDING
+    assert error is not None
+    assert error.startswith("451 4.4.1")
+    back = Sink(port=port).start()
+    try:
+        await _until(lambda: notice()[0] is NotifyStatus.SENT)
+        (got,) = await back.arrived(1)
+        assert got.rcpt_tos == (GP,)
+    finally:
+        back.stop()
+        store.close()
