@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic.functional_validators import AfterValidator
 
 __all__ = [
+    "ApiConfig",
     "Config",
     "ConfigError",
     "ConfigPath",
@@ -204,11 +205,29 @@ class StoreConfig(_Section):
     """sqlite:///relative/to/config/folder.db or sqlite:////absolute/path.db."""
 
 
+class ApiConfig(_Section):
+    """`sendguard serve`: the HTTP check API for practice systems."""
+
+    listen: HostPort = "127.0.0.1:8025"
+    """Address and port the HTTP API listens on (loopback unless changed)."""
+    tokens_file: ConfigPath = Field(default=Path("api-tokens.toml"), validate_default=True)
+    """API tokens, stored as SHA-256 hashes (`sendguard api-token add|list|revoke`)."""
+    max_body: int = Field(default=256 * 1024, ge=1024)
+    """Largest request body accepted, in bytes; larger ones get 413 unread."""
+    watch: bool = False
+    """Reload the directory and rules when their files change."""
+    watch_interval: float = Field(default=5.0, gt=0)
+    """Seconds between looks at the files' modification times (with `watch`)."""
+    relay: bool = False
+    """Also run the SMTP relay in the same process, sharing one directory."""
+
+
 class Config(_Section):
     directory: DirectoryConfig = Field(default_factory=DirectoryConfig)
     rules: RulesConfig = Field(default_factory=RulesConfig)
     relay: RelayConfig = Field(default_factory=RelayConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
     source: Path | None = Field(default=None, exclude=True)
 
 

@@ -21,6 +21,8 @@ COMMANDS = (
     "sendguard.cli.rules",
     "sendguard.cli.relay",
     "sendguard.cli.held",
+    "sendguard.cli.serve",
+    "sendguard.cli.apitoken",
 )
 
 

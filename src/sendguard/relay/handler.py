@@ -25,7 +25,7 @@ import re
 import secrets
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,6 +133,9 @@ class RelayHandler:
         # transaction ids for the logs: unique per process start, cheap per message
         self._txid_prefix = secrets.token_hex(2)
         self._txids = itertools.count(1)
+        self.observe: Callable[[str, float], None] | None = None
+        """Called with (outcome, seconds) for every message answered at DATA:
+        forwarded, held, rejected or deferred (metrics of `sendguard serve`)."""
 
     # -- session -----------------------------------------------------------
     async def handle_EHLO(
@@ -167,12 +170,16 @@ class RelayHandler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         txid = f"{self._txid_prefix}{next(self._txids):06x}"
+        started = time.perf_counter()
         try:
-            return await self._data(txid, session, envelope)
+            reply = await self._data(txid, session, envelope)
         except Exception as exc:
             log_error(log, "message %s: internal error; answered 451", exc, txid)
             self.stats["internal_error"] += 1
-            return _INTERNAL
+            reply = _INTERNAL
+        if self.observe is not None:
+            self.observe(_outcome(reply), time.perf_counter() - started)
+        return reply
 
     async def handle_exception(self, error: Exception) -> str:
         """aiosmtpd's last resort: 451, never its default 500."""
@@ -347,6 +354,13 @@ def _hold_header_only_rejects(verdict: Verdict, rcpts: Sequence[str]) -> Verdict
     if not changed:
         return verdict
     return decide(verdict.channel, findings, verdict.recipients.keys())
+
+
+def _outcome(reply: str) -> str:
+    """What the relay did with a message, from its reply to DATA."""
+    if reply.startswith("250"):
+        return "held" if " Held for review" in reply[:40] else "forwarded"
+    return "rejected" if reply.startswith("5") else "deferred"
 
 
 def _sender(envelope: Any) -> str:
