@@ -37,6 +37,7 @@ __all__ = [
     "RelayConfig",
     "RulesConfig",
     "StoreConfig",
+    "WebConfig",
     "load_config",
     "parse_host_port",
 ]
@@ -222,12 +223,69 @@ class ApiConfig(_Section):
     """Also run the SMTP relay in the same process, sharing one directory."""
 
 
+DEFAULT_RELEASE_REASONS = ("confirmed-correct", "recipient-verified", "other")
+DEFAULT_CANCEL_REASONS = ("wrong-recipient", "wrong-patient", "duplicate", "not-needed", "other")
+
+
+def _reason_codes(codes: list[str]) -> list[str]:
+    for code in codes:
+        if not code or len(code) > 40 or not all(c.isalnum() or c == "-" for c in code):
+            raise ValueError(f"a reason code is 1-40 letters, digits or '-', not {code!r}")
+    if len(set(codes)) != len(codes) or not codes:
+        raise ValueError("reason codes must be a non-empty list without repeats")
+    return codes
+
+
+ReasonCodes = Annotated[list[str], AfterValidator(_reason_codes)]
+
+
+class WebConfig(_Section):
+    """The reviewer web UI that `sendguard serve` serves beside the API."""
+
+    session_secret_file: ConfigPath = Field(
+        default=Path("web-session.key"), validate_default=True
+    )
+    """Key that signs session cookies and form tokens; created (random,
+    owner-only) when missing. Nodes behind one address share the same file."""
+    session_idle_timeout: float = Field(default=1800.0, gt=0)
+    """Seconds without a request after which a session ends."""
+    session_max_age: float = Field(default=43200.0, gt=0)
+    """Seconds after signing in after which a session ends regardless."""
+    secure_cookies: bool = False
+    """Send cookies only over HTTPS (set this whenever the UI is served over TLS)."""
+    trusted_user_header: str | None = None
+    """Header in which a reverse proxy that has authenticated the user names
+    them (e.g. X-Remote-User); honoured only from `trusted_proxies`."""
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+    """Addresses of the reverse proxies whose `trusted_user_header` is believed."""
+    login_max_failures: int = Field(default=5, ge=1)
+    """Failed sign-ins per user name, and per client address, before more are refused."""
+    login_lockout: float = Field(default=900.0, gt=0)
+    """Seconds over which failed sign-ins are counted (and refused once too many)."""
+    sender_addresses: dict[str, list[str]] = Field(default_factory=dict)
+    """Per sender user name, the mail addresses (MAIL FROM) whose holds are
+    theirs, besides the user name itself."""
+    release_reasons: ReasonCodes = Field(default_factory=lambda: list(DEFAULT_RELEASE_REASONS))
+    """Reason codes offered (and accepted) when a hold is released."""
+    cancel_reasons: ReasonCodes = Field(default_factory=lambda: list(DEFAULT_CANCEL_REASONS))
+    """Reason codes offered (and accepted) when a hold is cancelled."""
+    page_size: int = Field(default=50, ge=5, le=500)
+    """Rows per page in the held list and the audit view."""
+
+    @model_validator(mode="after")
+    def _proxy(self) -> Self:
+        if self.trusted_user_header is not None and not self.trusted_proxies:
+            raise ValueError("trusted_user_header needs trusted_proxies (the proxies' addresses)")
+        return self
+
+
 class Config(_Section):
     directory: DirectoryConfig = Field(default_factory=DirectoryConfig)
     rules: RulesConfig = Field(default_factory=RulesConfig)
     relay: RelayConfig = Field(default_factory=RelayConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
     source: Path | None = Field(default=None, exclude=True)
 
 
