@@ -242,9 +242,7 @@ ReasonCodes = Annotated[list[str], AfterValidator(_reason_codes)]
 class WebConfig(_Section):
     """The reviewer web UI that `sendguard serve` serves beside the API."""
 
-    session_secret_file: ConfigPath = Field(
-        default=Path("web-session.key"), validate_default=True
-    )
+    session_secret_file: ConfigPath = Field(default=Path("web-session.key"), validate_default=True)
     """Key that signs session cookies and form tokens; created (random,
     owner-only) when missing. Nodes behind one address share the same file."""
     session_idle_timeout: float = Field(default=1800.0, gt=0)
