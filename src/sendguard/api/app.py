@@ -87,11 +87,10 @@ def create_app(service: ApiService, *, watch: bool | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        task = (
-            asyncio.create_task(service.watch(cfg.watch_interval), name="sendguard-watch")
-            if watching
-            else None
-        )
+        task = None
+        if watching:
+            since = await asyncio.to_thread(service.files_stamp)  # before any request
+            task = asyncio.create_task(service.watch(cfg.watch_interval, since), name="sg-watch")
         try:
             yield
         finally:

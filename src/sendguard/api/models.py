@@ -14,12 +14,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import WithJsonSchema
 
 from sendguard.core.models import Header
 
@@ -34,7 +36,27 @@ __all__ = [
 ]
 
 Text = Annotated[str, StringConstraints(max_length=1000)]
-Ref = Annotated[str, StringConstraints(max_length=200)] | Annotated[int, Field(ge=0)]
+
+
+def _number_as_text(v: Any) -> Any:
+    return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+def _schema(max_length: int) -> WithJsonSchema:
+    return WithJsonSchema(
+        {"anyOf": [{"type": "string", "maxLength": max_length}, {"type": "integer"}]}
+    )
+
+
+# A string, or a JSON number taken as its digits (NHS numbers, fax numbers),
+# as the library accepts; one type rather than a union, so that an error
+# points at the field itself.
+Ref = Annotated[
+    str, BeforeValidator(_number_as_text), StringConstraints(max_length=200), _schema(200)
+]
+FaxNumber = Annotated[
+    str, BeforeValidator(_number_as_text), StringConstraints(max_length=100), _schema(100)
+]
 Refs = Ref | Annotated[list[Ref], Field(max_length=50)] | None
 MAX_RECIPIENTS = 1000
 
@@ -103,7 +125,7 @@ class EmailCheck(_Body):
 class FaxCheck(_Body):
     """`Guard.check_fax`: the number to be dialled and whom it is meant for."""
 
-    number: Annotated[str, StringConstraints(max_length=100)] | Annotated[int, Field(ge=0)]
+    number: FaxNumber
     intended: Annotated[str, StringConstraints(max_length=200)] | None = Field(
         default=None, description="the contact the fax is for: directory id or ODS code"
     )

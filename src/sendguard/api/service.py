@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,10 +138,10 @@ class ApiService:
                 files.extend(rule_files([p]))
         return files
 
-    @staticmethod
-    def _stamp(files: Iterable[Path]) -> tuple[tuple[str, int, int], ...]:
+    def files_stamp(self) -> tuple[tuple[str, int, int], ...]:
+        """Path, mtime and size of every watched file (blocking: call in a thread)."""
         out = []
-        for f in files:
+        for f in self.watched_files():
             try:
                 st = f.stat()
                 out.append((str(f), st.st_mtime_ns, st.st_size))
@@ -149,15 +149,15 @@ class ApiService:
                 out.append((str(f), -1, -1))
         return tuple(out)
 
-    async def watch(self, interval: float) -> None:
+    async def watch(self, interval: float, since: tuple[tuple[str, int, int], ...]) -> None:
         """Reload whenever a watched file's mtime or size changes (or a file
-        comes or goes). A failed reload is not retried until the files
-        change again; it is logged and counted like any other."""
-        last = await asyncio.to_thread(lambda: self._stamp(self.watched_files()))
+        comes or goes) from `since` on. A failed reload is not retried until
+        the files change again; it is logged and counted like any other."""
+        last = since
         while True:
             await asyncio.sleep(interval)
             try:
-                now = await asyncio.to_thread(lambda: self._stamp(self.watched_files()))
+                now = await asyncio.to_thread(self.files_stamp)
             except Exception as exc:
                 log_event(log, "watch_failed", level=logging.WARNING, error=describe_error(exc))
                 continue
