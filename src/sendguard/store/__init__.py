@@ -4,35 +4,54 @@
     with open_store("sqlite:///var/sendguard.db") as store:
         hold_id = store.hold(raw, envelope, verdict)
 
-`open_store(url)` picks the implementation from the URL scheme; only
-`sqlite:///PATH` exists today (`postgresql://` is reserved for the
-multi-node store).
+`open_store(url)` picks the implementation from the URL scheme:
+`sqlite:///PATH` (the default, one node) or `postgresql://...` (several nodes
+sharing one quarantine and audit log; see docs/store.md). psycopg is imported
+only when a PostgreSQL store is opened.
 """
 
 from __future__ import annotations
 
 from sendguard.store.base import (
+    ApiToken,
+    AuditEntry,
+    AuditReport,
+    Conflict,
+    ExpiryOutcome,
     HeldMessage,
+    HoldKind,
     HoldNotFound,
     HoldStatus,
     HoldSummary,
     MailEnvelope,
     NotifyStatus,
+    ReleaseClaim,
+    Role,
     Store,
     StoreError,
+    User,
 )
 from sendguard.store.sqlite import SqliteStore
 
 __all__ = [
+    "ApiToken",
+    "AuditEntry",
+    "AuditReport",
+    "Conflict",
+    "ExpiryOutcome",
     "HeldMessage",
+    "HoldKind",
     "HoldNotFound",
     "HoldStatus",
     "HoldSummary",
     "MailEnvelope",
     "NotifyStatus",
+    "ReleaseClaim",
+    "Role",
     "SqliteStore",
     "Store",
     "StoreError",
+    "User",
     "open_store",
 ]
 
@@ -44,5 +63,8 @@ def open_store(url: str, *, create: bool = True) -> Store:
     if sep and scheme == "sqlite" and rest.startswith("/") and len(rest) > 1:
         return SqliteStore(rest[1:], create=create)
     if scheme in ("postgresql", "postgres"):
-        raise StoreError("the PostgreSQL quarantine is not available in this version; use sqlite:")
-    raise StoreError(f"unsupported store URL {url!r}: use sqlite:///PATH")
+        from sendguard.store.postgres import PostgresStore
+
+        return PostgresStore(url, create=create)
+    shown = url.split("@", 1)[-1] if "@" in url else url
+    raise StoreError(f"unsupported store URL {shown!r}: use sqlite:///PATH or postgresql://...")

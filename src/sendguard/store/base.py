@@ -1,13 +1,19 @@
-"""The quarantine interface: hold a message, get it back, list what is held.
+"""The quarantine interface: hold, decide, release, audit.
 
 The interface is synchronous on purpose: SQLite (and psycopg's sync API) are
 blocking libraries, and the relay calls a store through `asyncio.to_thread`.
-Implementations must be safe to call from several threads at once.
+Implementations must be safe to call from several threads at once, and (for
+PostgreSQL) from several processes and nodes sharing one database.
 
 A hold is committed durably when `hold()` returns: the relay answers 250 to
 the sending mail server only after that, so a crash afterwards loses nothing.
 The message bytes are kept exactly as received, so that a later release can
 send the very same bytes on.
+
+Every decision is a compare-and-set on the hold's status, so of two nodes or
+two reviewers racing exactly one wins; the loser gets None or False. Each
+decision writes its audit entry in the same transaction as the status change:
+there is never a decision without its entry, nor an entry without its change.
 
 Exceptions: every failure of the storage itself is a `StoreError`; asking for
 a hold that does not exist returns None (`get`) or raises `HoldNotFound`.
@@ -17,119 +23,56 @@ from __future__ import annotations
 
 import abc
 import builtins
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from enum import StrEnum
+from typing import Any
 
 from sendguard.core.models import Verdict
+from sendguard.store.models import (
+    ApiToken,
+    AuditEntry,
+    AuditReport,
+    Conflict,
+    ExpiryOutcome,
+    HeldMessage,
+    HoldKind,
+    HoldNotFound,
+    HoldStatus,
+    HoldSummary,
+    MailEnvelope,
+    NotifyStatus,
+    ReleaseClaim,
+    Role,
+    StoreError,
+    User,
+)
 
 __all__ = [
+    "ApiToken",
+    "AuditEntry",
+    "AuditReport",
+    "Conflict",
+    "ExpiryOutcome",
     "HeldMessage",
+    "HoldKind",
     "HoldNotFound",
     "HoldStatus",
     "HoldSummary",
     "MailEnvelope",
     "NotifyStatus",
+    "ReleaseClaim",
+    "Role",
     "Store",
     "StoreError",
+    "User",
 ]
 
 
-class StoreError(RuntimeError):
-    """The quarantine cannot be read or written; the message says why."""
-
-
-class HoldNotFound(StoreError, LookupError):
-    """No hold has this id."""
-
-
-class HoldStatus(StrEnum):
-    """Where a hold is in its life. Only `held` is set by the relay today;
-    the review workflow moves holds on to the others."""
-
-    PENDING = "pending"
-    HELD = "held"
-    RELEASED = "released"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-
-
-class NotifyStatus(StrEnum):
-    """Whether the sender has been told about the hold."""
-
-    NONE = "none"  # not to be sent: null sender, notifications off, or a notification itself
-    PENDING = "pending"
-    SENT = "sent"
-    FAILED = "failed"  # gave up after the configured attempts
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class MailEnvelope:
-    """The SMTP envelope a message arrived with.
-
-    `recipients` are every RCPT TO the client gave; `mail_options` the
-    MAIL FROM parameters that must travel on with the message on release
-    (BODY=8BITMIME, SMTPUTF8).
-    """
-
-    mail_from: str
-    recipients: tuple[str, ...]
-    mail_options: tuple[str, ...] = ()
-    peer: str = ""
-    helo: str = ""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class HoldSummary:
-    """A hold without its message bytes: what lists show."""
-
-    hold_id: str
-    status: HoldStatus
-    created_at: datetime
-    mail_from: str
-    held_recipients: tuple[str, ...]
-    message_id: str
-    size: int
-    action: str
-    codes: tuple[str, ...]
-    notify_status: NotifyStatus
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class HeldMessage:
-    """One hold in full.
-
-    `held_recipients` are the recipients the message is held for (all of
-    them, or only the suspect ones when the relay splits mixed messages);
-    the others in `envelope.recipients` were forwarded at once.
-    """
-
-    hold_id: str
-    status: HoldStatus
-    created_at: datetime
-    envelope: MailEnvelope
-    held_recipients: tuple[str, ...]
-    message_id: str
-    message: bytes
-    sha256: str
-    verdict: Verdict
-    notify_status: NotifyStatus
-    notify_attempts: int = 0
-    notify_next_at: datetime | None = None
-    notify_error: str | None = None
-    notified_at: datetime | None = None
-    codes: tuple[str, ...] = field(default=())
-    """The codes of the findings the message is held for."""
-
-    @property
-    def size(self) -> int:
-        return len(self.message)
-
-
 class Store(abc.ABC):
-    """A quarantine of held messages (SQLite today; PostgreSQL later)."""
+    """A quarantine of held sends, with its audit log, single-use token
+    ledger, users and API tokens (SQLite or PostgreSQL)."""
 
+    # -- holds -------------------------------------------------------------
     @abc.abstractmethod
     def hold(
         self,
@@ -140,18 +83,48 @@ class Store(abc.ABC):
         held_recipients: Sequence[str] | None = None,
         message_id: str = "",
         notify: bool = True,
+        release_at: datetime | None = None,
+        expires_at: datetime | None = None,
+        requires_reviewer: bool = False,
+        meta: Mapping[str, Any] | None = None,
+        patients: Sequence[str] = (),
+        actor: str = "relay",
     ) -> str:
         """Store a message durably with status `held`; return its hold id.
 
         `held_recipients` defaults to every envelope recipient. `notify`
         queues a notification to the sender (ignored for the null sender).
-        Committed before it returns; raises StoreError if it cannot be.
+        `release_at` makes it a delay-and-recall hold (`due_releases` offers
+        it then); `expires_at` is when `due_expiries` offers it. `meta` is
+        free JSON for the workflow; `patients` (ids) go into the audit entry.
+        Committed, with its `hold` audit entry, before it returns.
         """
+
+    @abc.abstractmethod
+    def hold_send(
+        self,
+        kind: HoldKind | str,
+        payload: Mapping[str, Any],
+        verdict: Verdict,
+        sender: str,
+        callback_url: str | None = None,
+        *,
+        release_at: datetime | None = None,
+        expires_at: datetime | None = None,
+        requires_reviewer: bool = False,
+        meta: Mapping[str, Any] | None = None,
+        patients: Sequence[str] = (),
+        actor: str = "api",
+    ) -> str:
+        """Hold a fax or letter check made over HTTP: no message bytes, the
+        send as a JSON `payload`, and where to call back with the decision.
+        The held recipients are the verdict's recipients that it holds."""
 
     @abc.abstractmethod
     def discard(self, hold_id: str) -> None:
         """Remove a hold whose message was then not accepted after all (the
-        client got a 4xx and will send it again). Never for accepted mail."""
+        client got a 4xx and will send it again). Never for accepted mail.
+        The removal is audited (`discard`)."""
 
     @abc.abstractmethod
     def get(self, hold_id: str) -> HeldMessage | None:
@@ -165,13 +138,15 @@ class Store(abc.ABC):
         since: datetime | None = None,
         limit: int = 100,
         offset: int = 0,
-    ) -> list[HoldSummary]:
-        """Holds, newest first, optionally of one status and since a time."""
+        kind: HoldKind | None = None,
+    ) -> builtins.list[HoldSummary]:
+        """Holds, newest first, optionally of one status/kind and since a time."""
 
     @abc.abstractmethod
-    def count(self, *, status: HoldStatus | None = None) -> int:
-        """How many holds there are (of one status)."""
+    def count(self, *, status: HoldStatus | None = None, kind: HoldKind | None = None) -> int:
+        """How many holds there are (of one status, of one kind)."""
 
+    # -- notifications -----------------------------------------------------
     @abc.abstractmethod
     def due_notifications(self, now: datetime, limit: int = 50) -> builtins.list[HeldMessage]:
         """Holds whose sender notification is pending and due by `now`."""
@@ -188,6 +163,184 @@ class Store(abc.ABC):
         """Record one notification attempt: sent, to be retried at
         `next_attempt`, or (no next attempt) given up."""
 
+    # -- decisions ---------------------------------------------------------
+    @abc.abstractmethod
+    def claim_release(
+        self,
+        hold_id: str,
+        actor: str,
+        lease_seconds: float = 300.0,
+        *,
+        reason: str | None = None,
+    ) -> HeldMessage | None:
+        """Claim a hold for sending it on; the hold (with `claim` set) or None.
+
+        From held/escalated/failed this is the release decision (`decided_by`
+        = actor, audited `release`); from pending it is a retry
+        (`release_retry`); from releasing whose lease has run out it is a
+        takeover of a crashed releaser's claim (`release_takeover`). None when
+        released, being released under a live lease, or cancelled. Raises
+        HoldNotFound for an unknown id. Keep the lease longer than one
+        delivery attempt can take: an expired lease may be taken over.
+        """
+
+    @abc.abstractmethod
+    def mark_released(self, hold_id: str, claim: ReleaseClaim, reply: str) -> bool:
+        """The next hop accepted it (`reply`: its 250 text). False if the claim
+        was taken over meanwhile (then the other releaser owns the outcome)."""
+
+    @abc.abstractmethod
+    def mark_release_failed(
+        self,
+        hold_id: str,
+        claim: ReleaseClaim,
+        error: str,
+        next_attempt: datetime | None,
+    ) -> bool:
+        """The next hop was down or refused. With `next_attempt` the hold is
+        `pending` and offered again by `due_releases` then; without it (a
+        permanent refusal, attempts used up) it is `failed`, for a person to
+        release again or cancel. False if the claim was taken over meanwhile."""
+
+    @abc.abstractmethod
+    def cancel(self, hold_id: str, actor: str, reason: str) -> bool:
+        """Cancel a hold that has not been sent (held, escalated, failed,
+        pending). `reason` is a code. False if it is released, being released
+        or already closed; raises HoldNotFound for an unknown id."""
+
+    @abc.abstractmethod
+    def expire(
+        self,
+        hold_id: str,
+        outcome: ExpiryOutcome,
+        *,
+        actor: str = "system",
+        reason: str = "expired",
+        next_expires_at: datetime | None = None,
+    ) -> bool:
+        """Act on a hold whose `expires_at` has passed and that still awaits a
+        decision: CANCEL makes it `expired`; ESCALATE makes it `escalated`,
+        `requires_reviewer`, with `next_expires_at` as its new expiry. False if
+        it is not (or no longer) due; raises HoldNotFound for an unknown id."""
+
+    @abc.abstractmethod
+    def recall(self, hold_id: str, actor: str, reason: str = "recalled") -> bool:
+        """The sender takes back a hold that has not been sent (typically a
+        delay-and-recall hold before its `release_at`). False if too late."""
+
+    @abc.abstractmethod
+    def due_releases(self, now: datetime, limit: int = 100) -> builtins.list[HoldSummary]:
+        """What a release worker should claim now: pending retries whose time
+        has come, delay-and-recall holds past `release_at` (unless they need a
+        reviewer), and claims whose lease ran out (a releaser crashed)."""
+
+    @abc.abstractmethod
+    def due_expiries(self, now: datetime, limit: int = 100) -> builtins.list[HoldSummary]:
+        """Holds still awaiting a decision whose `expires_at` has passed."""
+
+    @abc.abstractmethod
+    def purge_cancelled(self, before: datetime, *, actor: str = "system") -> int:
+        """Delete the content (message bytes, payload) of cancelled, expired
+        and recalled holds decided before `before`; return how many. The
+        metadata row stays (the audit log refers to it), with `purged_at`."""
+
+    # -- single-use tokens -------------------------------------------------
+    @abc.abstractmethod
+    def use_token(self, token_id: str, expires_at: datetime) -> bool:
+        """Spend a single-use token (a signed link's id): True the first time,
+        False ever after (until `purge_tokens` drops it after `expires_at`,
+        when its signature has expired anyway)."""
+
+    @abc.abstractmethod
+    def purge_tokens(self, now: datetime) -> int:
+        """Forget spent tokens that expired before `now`; return how many."""
+
+    # -- audit log ---------------------------------------------------------
+    @abc.abstractmethod
+    def append_audit(
+        self,
+        event: str,
+        *,
+        actor: str,
+        hold_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Append one entry to the hash chain. Appends are serialised across
+        threads, processes and nodes. `details` must be JSON (no message
+        bodies: codes, addresses and patient ids are what belongs here)."""
+
+    @abc.abstractmethod
+    def audit_entries(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        hold_id: str | None = None,
+        event: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> builtins.list[AuditEntry]:
+        """Entries in chain order, optionally for one hold or event, with
+        since <= timestamp < until."""
+
+    @abc.abstractmethod
+    def verify_audit(self, *, anchor: tuple[int, str] | None = None) -> AuditReport:
+        """Recompute the whole chain: the first altered, missing or
+        out-of-chain entry, and a cut-off tail. `anchor` (seq, hash) from an
+        earlier report, kept elsewhere, must still be in the chain: that also
+        catches a rewrite by someone who recomputed every hash."""
+
+    # -- users and API tokens ----------------------------------------------
+    @abc.abstractmethod
+    def add_user(
+        self, username: str, role: Role | str, password_hash: str, *, actor: str = "system"
+    ) -> User:
+        """Add a user; raises Conflict if the name is taken."""
+
+    @abc.abstractmethod
+    def get_user(self, username: str) -> User | None: ...
+
+    @abc.abstractmethod
+    def list_users(self) -> builtins.list[User]: ...
+
+    @abc.abstractmethod
+    def set_password(self, username: str, password_hash: str, *, actor: str = "system") -> bool:
+        """Replace a user's password hash; False if there is no such user."""
+
+    @abc.abstractmethod
+    def set_role(self, username: str, role: Role | str, *, actor: str = "system") -> bool: ...
+
+    @abc.abstractmethod
+    def disable_user(self, username: str, *, actor: str = "system", disabled: bool = True) -> bool:
+        """Disable (or with disabled=False, enable) a user; False if unknown."""
+
+    @abc.abstractmethod
+    def add_api_token(
+        self,
+        name: str,
+        token_sha256: str,
+        role: Role | str,
+        scopes: Sequence[str] = (),
+        *,
+        actor: str = "system",
+    ) -> ApiToken:
+        """Record an API token by the SHA-256 (hex) of its secret; raises
+        Conflict if that hash is already recorded."""
+
+    @abc.abstractmethod
+    def find_api_token(self, token_sha256: str) -> ApiToken | None:
+        """The live (not revoked) token with this hash, or None. Records
+        `last_used` (at most once a minute, to spare the database a write
+        per request)."""
+
+    @abc.abstractmethod
+    def list_api_tokens(self, *, include_revoked: bool = False) -> builtins.list[ApiToken]: ...
+
+    @abc.abstractmethod
+    def revoke_api_token(self, token_id: str, *, actor: str = "system") -> bool:
+        """Revoke a token; False if unknown or already revoked."""
+
+    # -- lifecycle ---------------------------------------------------------
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections; the store is not used afterwards."""

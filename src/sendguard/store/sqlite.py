@@ -5,6 +5,11 @@ committed (and so fsynced) before `hold()` returns. A crash at any moment
 leaves either the whole hold or none of it. The file is created readable by
 its owner only: it holds patient data.
 
+Every write is a `BEGIN IMMEDIATE` transaction, which takes SQLite's write
+lock at once: writers in other threads, other store objects and other
+processes on the same file wait (up to the busy timeout) instead of
+interleaving, so transitions and audit appends are serialised.
+
 Schema changes are an ordered list of migrations; `schema_version` records
 how many have run, and a database from a newer sendguard is refused rather
 than misread.
@@ -12,31 +17,21 @@ than misread.
 
 from __future__ import annotations
 
-import builtins
-import hashlib
-import json
 import os
-import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sendguard.core.models import Action, Verdict
-from sendguard.store.base import (
-    HeldMessage,
-    HoldStatus,
-    HoldSummary,
-    MailEnvelope,
-    NotifyStatus,
-    Store,
-    StoreError,
-)
+from sendguard.store.audit import GENESIS, ts_text
+from sendguard.store.conn import Rows
+from sendguard.store.models import StoreError
+from sendguard.store.sql import SqlStore, new_hold_id, utc_now
 
-__all__ = ["MIGRATIONS", "SqliteStore"]
+__all__ = ["MIGRATIONS", "SqliteStore", "new_hold_id"]
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: holds, message bytes last so that listing never reads them
@@ -68,42 +63,115 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX holds_by_created ON holds (created_at);
     CREATE INDEX holds_to_notify ON holds (notify_status, notify_next_at);
     """,
+    # 2: the review workflow: decisions, release claims, HTTP holds; audit
+    # chain, single-use tokens, users and API tokens
+    f"""
+    ALTER TABLE holds ADD COLUMN kind TEXT NOT NULL DEFAULT 'email';
+    ALTER TABLE holds ADD COLUMN patients TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE holds ADD COLUMN payload TEXT;
+    ALTER TABLE holds ADD COLUMN callback_url TEXT;
+    ALTER TABLE holds ADD COLUMN meta TEXT NOT NULL DEFAULT '{{}}';
+    ALTER TABLE holds ADD COLUMN requires_reviewer INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE holds ADD COLUMN release_at TEXT;
+    ALTER TABLE holds ADD COLUMN expires_at TEXT;
+    ALTER TABLE holds ADD COLUMN decided_by TEXT;
+    ALTER TABLE holds ADD COLUMN decided_at TEXT;
+    ALTER TABLE holds ADD COLUMN reason TEXT;
+    ALTER TABLE holds ADD COLUMN lease_owner TEXT;
+    ALTER TABLE holds ADD COLUMN lease_token TEXT;
+    ALTER TABLE holds ADD COLUMN lease_until TEXT;
+    ALTER TABLE holds ADD COLUMN release_attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE holds ADD COLUMN release_next_at TEXT;
+    ALTER TABLE holds ADD COLUMN release_error TEXT;
+    ALTER TABLE holds ADD COLUMN release_reply TEXT;
+    ALTER TABLE holds ADD COLUMN released_at TEXT;
+    ALTER TABLE holds ADD COLUMN purged_at TEXT;
+    CREATE INDEX holds_due_release ON holds (status, release_at);
+    CREATE INDEX holds_due_retry ON holds (status, release_next_at);
+    CREATE INDEX holds_due_expiry ON holds (status, expires_at);
+    CREATE INDEX holds_by_lease ON holds (status, lease_until);
+    CREATE INDEX holds_by_decided ON holds (status, decided_at);
+    CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        event TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        hold_id TEXT,
+        details TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_hold ON audit_log (hold_id, seq);
+    CREATE INDEX audit_by_ts ON audit_log (ts);
+    CREATE TABLE audit_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL
+    );
+    INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '{GENESIS}');
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TABLE used_tokens (
+        id TEXT PRIMARY KEY,
+        expires_at TEXT NOT NULL,
+        used_at TEXT NOT NULL
+    );
+    CREATE INDEX used_tokens_by_expiry ON used_tokens (expires_at);
+    CREATE TABLE users (
+        username TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        last_used TEXT,
+        revoked_at TEXT
+    );
+    """,
 )
 
-_ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
-_SUMMARY_COLUMNS = (
-    "id, status, created_at, mail_from, held_recipients, message_id, size, action, codes, "
-    "notify_status"
-)
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a script into statements; a trigger body's `;` does not end one."""
+    buf = ""
+    for piece in script.split(";"):
+        buf += piece + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \n;"):
+                yield buf
+            buf = ""
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _param(value: Any) -> Any:
+    return ts_text(value) if isinstance(value, datetime) else value
 
 
-def _ts(dt: datetime) -> str:
-    """Sortable UTC text: the same instant always gives the same string."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+class _Conn:
+    """`Conn` over sqlite3: datetimes are stored as sortable UTC text."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        cur = self._db.execute(sql, [_param(p) for p in params])
+        if cur.description is None:
+            return Rows([], cur.rowcount)
+        names = [d[0] for d in cur.description]
+        return Rows([dict(zip(names, r, strict=True)) for r in cur.fetchall()], cur.rowcount)
 
 
-def _dt(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-
-
-def new_hold_id() -> str:
-    """12 characters, ~59 random bits, no look-alike characters (0/o, 1/l/i).
-    One read of the system's randomness (each read is a system call)."""
-    n = int.from_bytes(secrets.token_bytes(8), "big")
-    out = []
-    for _ in range(12):
-        n, digit = divmod(n, len(_ID_ALPHABET))
-        out.append(_ID_ALPHABET[digit])
-    return "".join(out)
-
-
-class SqliteStore(Store):
+class SqliteStore(SqlStore):
     """A quarantine in a SQLite file (or `:memory:` for tests)."""
 
     def __init__(
@@ -111,10 +179,11 @@ class SqliteStore(Store):
         path: str | os.PathLike[str],
         *,
         create: bool = True,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        super().__init__(clock=clock)
         self.path = str(path)
-        self._clock = clock
+        self.label = f"quarantine {self.path}"
         self._lock = threading.Lock()
         if not create and self.path != ":memory:" and not Path(self.path).exists():
             raise StoreError(f"there is no quarantine at {self.path} (has the relay run yet?)")
@@ -151,9 +220,8 @@ class SqliteStore(Store):
                     f"sendguard understands ({len(MIGRATIONS)}); upgrade sendguard"
                 )
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in _statements(script):
+                    db.execute(statement)
                 db.execute("UPDATE schema_version SET version = ?", (number,))
             db.execute("COMMIT")
         except BaseException:
@@ -165,6 +233,7 @@ class SqliteStore(Store):
         with self._locked() as db:
             return int(db.execute("SELECT version FROM schema_version").fetchone()[0])
 
+    # -- connections -------------------------------------------------------
     @contextmanager
     def _locked(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
@@ -174,189 +243,24 @@ class SqliteStore(Store):
                 raise StoreError(f"quarantine {self.path}: {exc}") from exc
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _read(self) -> Iterator[_Conn]:
+        with self._locked() as db:
+            yield _Conn(db)
+
+    @contextmanager
+    def _write(self) -> Iterator[_Conn]:
         with self._locked() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                yield db
+                yield _Conn(db)
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
 
-    # -- holds -------------------------------------------------------------
-    def hold(
-        self,
-        message: bytes,
-        envelope: MailEnvelope,
-        verdict: Verdict,
-        *,
-        held_recipients: Sequence[str] | None = None,
-        message_id: str = "",
-        notify: bool = True,
-    ) -> str:
-        held = tuple(envelope.recipients if held_recipients is None else held_recipients)
-        applied = [f for f in verdict.findings if not f.monitor]
-        reasons = [f for f in applied if f.action in (Action.HOLD, Action.REJECT)]
-        codes = sorted({f.code for f in reasons or applied})
-        notify_status = NotifyStatus.PENDING if notify and envelope.mail_from else NotifyStatus.NONE
-        now = _ts(self._clock())
-        row: dict[str, Any] = {
-            "status": HoldStatus.HELD.value,
-            "created_at": now,
-            "mail_from": envelope.mail_from,
-            "recipients": json.dumps(list(envelope.recipients)),
-            "held_recipients": json.dumps(list(held)),
-            "mail_options": json.dumps(list(envelope.mail_options)),
-            "peer": envelope.peer,
-            "helo": envelope.helo,
-            "message_id": message_id,
-            "size": len(message),
-            "action": verdict.action.value,
-            "codes": json.dumps(codes),
-            "verdict": verdict.model_dump_json(),
-            "sha256": hashlib.sha256(message).hexdigest(),
-            "notify_status": notify_status.value,
-            "notify_next_at": now if notify_status is NotifyStatus.PENDING else None,
-            "message": sqlite3.Binary(message),
-        }
-        columns = ", ".join(["id", *row])
-        marks = ", ".join(["?"] * (len(row) + 1))
-        with self._transaction() as db:
-            for _ in range(5):  # an id collision is astronomically rare; retry anyway
-                hold_id = new_hold_id()
-                try:
-                    db.execute(
-                        f"INSERT INTO holds ({columns}) VALUES ({marks})",
-                        (hold_id, *row.values()),
-                    )
-                except sqlite3.IntegrityError:
-                    continue
-                return hold_id
-        raise StoreError(f"quarantine {self.path}: could not find a free hold id")
-
-    def discard(self, hold_id: str) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM holds WHERE id = ?", (hold_id,))
-
-    def get(self, hold_id: str) -> HeldMessage | None:
-        with self._locked() as db:
-            cur = db.execute("SELECT * FROM holds WHERE id = ?", (hold_id,))
-            row = cur.fetchone()
-            names = [d[0] for d in cur.description]
-        return None if row is None else _held(dict(zip(names, row, strict=True)))
-
-    def list(
-        self,
-        *,
-        status: HoldStatus | None = None,
-        since: datetime | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> builtins.list[HoldSummary]:
-        where, args = _filters(status, since)
-        sql = (
-            f"SELECT {_SUMMARY_COLUMNS} FROM holds{where} "
-            "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
-        )
-        with self._locked() as db:
-            rows = db.execute(sql, (*args, limit, offset)).fetchall()
-        return [
-            HoldSummary(
-                hold_id=r[0],
-                status=HoldStatus(r[1]),
-                created_at=_dt(r[2]) or _now(),
-                mail_from=r[3],
-                held_recipients=tuple(json.loads(r[4])),
-                message_id=r[5],
-                size=int(r[6]),
-                action=r[7],
-                codes=tuple(json.loads(r[8])),
-                notify_status=NotifyStatus(r[9]),
-            )
-            for r in rows
-        ]
-
-    def count(self, *, status: HoldStatus | None = None) -> int:
-        where, args = _filters(status, None)
-        with self._locked() as db:
-            return int(db.execute(f"SELECT COUNT(*) FROM holds{where}", args).fetchone()[0])
-
-    # -- notifications -----------------------------------------------------
-    def due_notifications(self, now: datetime, limit: int = 50) -> builtins.list[HeldMessage]:
-        with self._locked() as db:
-            cur = db.execute(
-                "SELECT * FROM holds WHERE notify_status = ? AND notify_next_at <= ? "
-                "ORDER BY notify_next_at LIMIT ?",
-                (NotifyStatus.PENDING.value, _ts(now), limit),
-            )
-            names = [d[0] for d in cur.description]
-            rows = cur.fetchall()
-        return [_held(dict(zip(names, r, strict=True))) for r in rows]
-
-    def record_notification(
-        self,
-        hold_id: str,
-        *,
-        sent: bool,
-        error: str | None = None,
-        next_attempt: datetime | None = None,
-    ) -> None:
-        now = _ts(self._clock())
-        if sent:
-            status, next_at, notified = NotifyStatus.SENT, None, now
-        elif next_attempt is not None:
-            status, next_at, notified = NotifyStatus.PENDING, _ts(next_attempt), None
-        else:
-            status, next_at, notified = NotifyStatus.FAILED, None, None
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE holds SET notify_status = ?, notify_attempts = notify_attempts + 1, "
-                "notify_next_at = ?, notify_error = ?, notified_at = ? WHERE id = ?",
-                (status.value, next_at, error, notified, hold_id),
-            )
-
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-def _filters(status: HoldStatus | None, since: datetime | None) -> tuple[str, tuple[str, ...]]:
-    clauses: builtins.list[str] = []
-    args: builtins.list[str] = []
-    if status is not None:
-        clauses.append("status = ?")
-        args.append(status.value)
-    if since is not None:
-        clauses.append("created_at >= ?")
-        args.append(_ts(since))
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
-
-
-def _held(r: dict[str, Any]) -> HeldMessage:
-    return HeldMessage(
-        hold_id=r["id"],
-        status=HoldStatus(r["status"]),
-        created_at=_dt(r["created_at"]) or _now(),
-        envelope=MailEnvelope(
-            mail_from=r["mail_from"],
-            recipients=tuple(json.loads(r["recipients"])),
-            mail_options=tuple(json.loads(r["mail_options"])),
-            peer=r["peer"],
-            helo=r["helo"],
-        ),
-        held_recipients=tuple(json.loads(r["held_recipients"])),
-        message_id=r["message_id"],
-        message=bytes(r["message"]),
-        sha256=r["sha256"],
-        verdict=Verdict.model_validate_json(r["verdict"]),
-        notify_status=NotifyStatus(r["notify_status"]),
-        notify_attempts=int(r["notify_attempts"]),
-        notify_next_at=_dt(r["notify_next_at"]),
-        notify_error=r["notify_error"],
-        notified_at=_dt(r["notified_at"]),
-        codes=tuple(json.loads(r["codes"])),
-    )
 
 
 def _create_private(path: Path) -> None:
