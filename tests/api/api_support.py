@@ -199,4 +199,6 @@ class ServeProcess:
                 self.proc.kill()
                 self.proc.wait(WAIT)
         self._reader.join(WAIT)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
         return "\n".join(self.lines)

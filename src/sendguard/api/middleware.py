@@ -56,31 +56,50 @@ def _too_large(limit: int) -> tuple[Message, Message]:
 class BodyLimit:
     """413 for bodies above `limit` bytes, before anything parses them.
 
-    A declared Content-Length above the limit is answered at once, unread.
+    A declared Content-Length above the limit is answered at once, unparsed.
     A body without one (chunked) is counted as it arrives; the chunk that
     passes the limit raises BodyTooLarge in the reader, and the 413 is sent
     here if the application has not started a response.
+
+    Before answering, up to `drain` more bytes of the body are read and
+    thrown away: a client that sends its whole body before reading the reply
+    (most do, unless they sent Expect: 100-continue) would otherwise get a
+    connection reset instead of the 413. Beyond `drain`, it gets the reset.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, drain: int | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.drain = 4 * limit if drain is None else drain
+
+    async def _discard(self, receive: Receive, headers: dict[bytes, bytes]) -> None:
+        if headers.get(b"expect", b"").lower() == b"100-continue":
+            return  # the client waits for a go-ahead before sending the body: none comes
+        left = self.drain
+        while left > 0:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            left -= len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         limit = self.limit
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = limit + 1
-                if declared > limit:
-                    for message in _too_large(limit):
-                        await send(message)
-                    return
+        headers = dict(scope["headers"])
+        if b"content-length" in headers:
+            try:
+                declared = int(headers[b"content-length"])
+            except ValueError:
+                declared = limit + 1
+            if declared > limit:
+                await self._discard(receive, headers)
+                for message in _too_large(limit):
+                    await send(message)
+                return
         received = 0
         started = False
 
@@ -90,6 +109,8 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    if message.get("more_body", False):
+                        await self._discard(receive, headers)
                     raise BodyTooLarge(limit)
             return message
 

@@ -1,0 +1,169 @@
+"""A real uvicorn server on 127.0.0.1 and a real HTTP client (httpx).
+
+Every endpoint over the wire, body limits with and without Content-Length,
+the verdict JSON byte for byte against the library, and the example
+integration script run against the live server.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from api_support import JANE_NHS, PRACTICE_ODS, ROOT, WAIT, LiveServer
+
+from conftest import auth
+from sendguard.config import Config
+
+FAX_TYPO = {"number": "0113 496 0010", "intended": PRACTICE_ODS}
+
+
+@pytest.fixture
+def live(config: Config, tokens: dict[str, str]) -> Iterator[LiveServer]:
+    with LiveServer(config) as server:
+        yield server
+
+
+@pytest.fixture
+def http(live: LiveServer, tokens: dict[str, str]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live.url, headers=auth(tokens["check"]), timeout=WAIT) as c:
+        yield c
+
+
+def test_each_endpoint_over_the_wire(
+    live: LiveServer, http: httpx.Client, tokens: dict[str, str]
+) -> None:
+    guard = live.server.guard
+    assert guard is not None
+    cases = [
+        ("/v1/check/email", {"recipients": ["jane.smith@gmial.com"], "patient": JANE_NHS}),
+        ("/v1/check/fax", FAX_TYPO),
+        ("/v1/check/letter", {"addressee": "Mrs J Smith", "address": "3 Park Lane, Leeds LS6 2AB"}),
+    ]
+    library = [
+        guard.check_email(["jane.smith@gmial.com"], patient=JANE_NHS),
+        guard.check_fax("0113 496 0010", intended=PRACTICE_ODS),
+        guard.check_letter(addressee="Mrs J Smith", address="3 Park Lane, Leeds LS6 2AB"),
+    ]
+    for (path, body), v in zip(cases, library, strict=True):
+        r = http.post(path, json=body)
+        assert r.status_code == 200, r.text
+        assert r.json() == v.model_dump(mode="json")
+        assert json.loads(r.content) == json.loads(v.model_dump_json())
+    assert http.get("/healthz").json()["status"] == "ok"
+    assert "sendguard_checks_total" in http.get("/metrics").text
+    r = http.post("/v1/admin/reload", headers=auth(tokens["admin"]))
+    assert r.status_code == 200
+    assert r.json()["entries"] == 14
+    assert (
+        http.post("/v1/check/fax", json=FAX_TYPO, headers={"Authorization": ""}).status_code == 401
+    )
+    assert http.get("/openapi.json").json()["info"]["title"] == "sendguard"
+
+
+def test_a_declared_oversized_body_is_refused_unread(live: LiveServer, http: httpx.Client) -> None:
+    limit = live.server.config.api.max_body
+    for size in (limit, 3 * limit):  # read and dropped, so the client sees the 413
+        big = {"recipients": ["a@b.org"], "body": "x" * size}
+        r = http.post("/v1/check/email", json=big)
+        assert r.status_code == 413
+        assert str(limit) in r.json()["detail"]
+    # just under the limit is fine
+    ok = {"recipients": ["a@b.org"], "body": "x" * (limit - 200)}
+    assert len(json.dumps(ok)) <= limit
+    assert http.post("/v1/check/email", json=ok).status_code == 200
+
+
+def test_a_chunked_oversized_body_is_refused_while_it_arrives(
+    live: LiveServer, http: httpx.Client
+) -> None:
+    limit = live.server.config.api.max_body
+    sent = 0
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal sent
+        yield b'{"recipients": ["a@b.org"], "body": "'
+        for _ in range(limit // 8192 + 8):
+            sent += 8192
+            yield b"x" * 8192
+        yield b'"}'
+
+    r = http.post("/v1/check/email", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert "content-length" not in r.request.headers
+    assert r.request.headers["transfer-encoding"] == "chunked"
+
+    def small() -> Iterator[bytes]:
+        yield b'{"number": "0113 496 0010",'
+        yield b' "intended": "B82005"}'
+
+    r = http.post("/v1/check/fax", content=small(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 200
+    assert r.json()["action"] == "hold"
+
+
+def test_a_lying_content_length_gets_no_further(live: LiveServer) -> None:
+    """A client that declares a small body and keeps sending: the parser sees
+    only what was declared, so nothing past the limit is ever read."""
+    host, port = live.server.address
+    with socket.create_connection((host, port), timeout=WAIT) as s:
+        s.sendall(
+            b"POST /v1/check/fax HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: not-a-number\r\n\r\n{}"
+        )
+        reply = s.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 4")
+
+
+def test_the_example_script_checks_before_sending(live: LiveServer, tokens: dict[str, str]) -> None:
+    script = ROOT / "examples" / "fax_before_send.py"
+
+    def run(*args: str, token: str = tokens["check"]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(script), *args],
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+            check=False,
+            env={"SENDGUARD_URL": live.url, "SENDGUARD_TOKEN": token, "PATH": "/usr/bin:/bin"},
+        )
+
+    held = run("0113 496 0010", "--intended", PRACTICE_ODS, "--document", "referral.pdf")
+    assert held.returncode == 1, held.stdout + held.stderr
+    assert "NOT SENT (hold)" in held.stdout
+    assert "+44 113 496 0000" in held.stdout  # the number on file
+    assert "SENT referral.pdf" not in held.stdout
+
+    sent = run("0113 496 0000", "--intended", PRACTICE_ODS, "--document", "referral.pdf")
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert "SENT referral.pdf to 0113 496 0000" in sent.stdout
+
+    rejected = run("0909 123 4567")
+    assert rejected.returncode == 1
+    assert "NOT SENT (reject)" in rejected.stdout
+
+    refused = run("0113 496 0000", token="sgt_wrong")
+    assert refused.returncode == 2
+    assert "401" in refused.stdout
+
+
+def test_the_example_script_does_not_send_when_sendguard_is_down(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "fax_before_send.py"), "0113 496 0000"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+        env={"SENDGUARD_URL": f"http://127.0.0.1:{port}", "SENDGUARD_TOKEN": "sgt_x"},
+    )
+    assert r.returncode == 2
+    assert "NOT SENT" in r.stdout
