@@ -68,6 +68,8 @@ def _guard() -> Guard:
             pro("1", "Tina", "Shah", "tina.shah@nhs.net"),
             pro("2", "Leah", "Jackson", "leah.jackson@nhs.net"),
             pro("3", "Sarah", "Murphy", "sarah.murphy@nhs.net"),
+            pro("4", "Gemma", "Robinson", "gemma.robinson@nhs.net"),
+            RawEntry(id="P1", kind=Kind.PATIENT, given=("Emma",), family="Robinson"),
         )
     )
 
@@ -80,6 +82,9 @@ def _guard() -> Guard:
         ("Linda Shah <linda.shah@nhs.net>", Action.WARN),  # another colleague
         ("leah.jackson1@nhs.net", Action.WARN),  # a namesake (NHSmail numbering)
         ("sarah.murray@nhs.net", Action.WARN),  # a different surname
+        ("emma.robinson@nhs.net", Action.WARN),  # spells another person's name
+        ("gemma.robinsn@nhs.net", Action.HOLD),  # a slip that spells nobody
+        ("gemma.robinson1@nhs.net", Action.WARN),  # a namesake
     ],
 )
 def test_professional_near_miss_strength(recipient: str, action: Action) -> None:

@@ -18,7 +18,7 @@ from sendguard.core.context import EmailContext, RecipientInfo
 from sendguard.core.directory import Directory, Entry, Kind, NearEmail
 from sendguard.core.models import Channel, Finding, Severity
 from sendguard.core.normalise.email import split_address
-from sendguard.core.normalise.names import display_key, name_matches, name_tokens
+from sendguard.core.normalise.names import display_key, name_key, name_matches, name_tokens
 
 __all__: list[str] = []
 
@@ -208,6 +208,8 @@ def _professional_strength(
     other = split_address(near.address)[0]
     if _namesake(local, other) or _other_name(local, other):
         return Severity.LOW
+    if _someone_else(ctx, local, other, near.entries):
+        return Severity.LOW
     if display_name and any(_named_by(display_name, ctx.entry(i)) for i in near.entries):
         return Severity.HIGH
     return Severity.LOW if _fits(display_name, local) else Severity.HIGH
@@ -232,6 +234,26 @@ def _other_name(a: str, b: str) -> bool:
     if min(len(x), len(y)) < 3 or not x.isalpha() or not y.isalpha():
         return False
     return OSA.distance(x, y) == 2
+
+
+def _someone_else(ctx: EmailContext, local: str, other: str, owners: Sequence[int]) -> bool:
+    """Whether the address as typed spells the full name of another person in
+    the directory ("emma.robinson" beside gemma.robinson@, "christine.doyle"
+    beside christine.boyle@) when the known address's own name does not.
+    A keying slip seldom lands on a real name; a new colleague's address
+    often sits one letter from an existing one. Only name.name local parts
+    count: initials and digits say too little."""
+    words = _SEPARATORS.split(local)
+    if len(words) != 2 or not all(len(w) >= 2 and w.isalpha() for w in words):
+        return False
+    typed = f"{words[0]} {words[1]}"
+    if display_key(other.replace(".", " ")) == typed:
+        return False
+    d = ctx.directory
+    return any(
+        i not in owners and name_key(d.entry(i).given, d.entry(i).family) == typed
+        for i in d.by_name(typed)
+    )
 
 
 def _fits(display_name: str, local: str) -> bool:
