@@ -11,8 +11,10 @@ import contextlib
 import ipaddress
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -26,7 +28,7 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
-from pydantic.functional_validators import AfterValidator
+from pydantic.functional_validators import AfterValidator, BeforeValidator
 
 __all__ = [
     "ApiConfig",
@@ -35,6 +37,7 @@ __all__ = [
     "ConfigPath",
     "DirectoryConfig",
     "RelayConfig",
+    "ReviewConfig",
     "RulesConfig",
     "StoreConfig",
     "WebConfig",
@@ -277,6 +280,77 @@ class WebConfig(_Section):
         return self
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _duration(value: Any) -> Any:
+    """A duration as seconds (a number) or text with a unit: 90s, 15m, 24h, 30d, 2w."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 90s, 15m, 24h, 30d or seconds")
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m is None:
+            raise ValueError(f"expected a duration such as 90s, 15m, 24h or 30d, not {value!r}")
+        return timedelta(seconds=float(m.group(1)) * _UNIT[m.group(2)])
+    return value
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("a duration must be positive")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
+
+
+def _base_url(url: str | None) -> str | None:
+    if url is None:
+        return None
+    if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", url):
+        raise ValueError(
+            f"expected an http(s) URL such as https://sendguard.example.nhs.uk, not {url!r}"
+        )
+    return url.rstrip("/")
+
+
+class ReviewConfig(_Section):
+    """The review workflow: sender links, release retries, expiry, retention
+    (see docs/review.md). Durations are seconds or text such as 15m, 24h, 30d."""
+
+    base_url: Annotated[str | None, AfterValidator(_base_url)] = None
+    """Address of the review web UI as a sender's mail client reaches it;
+    hold notices carry confirm/cancel links only when it is set."""
+    secret_file: ConfigPath = Field(default=Path("review-secret.key"), validate_default=True)
+    """Key that signs the links (one per line: the first signs, all verify);
+    created (random, owner-only) when missing. Every node needs the same file."""
+    token_ttl: Duration = timedelta(hours=24)
+    """How long a link in a hold notice can be used (once)."""
+    release_attempts: int = Field(default=5, ge=1, le=100)
+    """Attempts to deliver a released message (and a decision callback)."""
+    release_backoff: Duration = timedelta(seconds=60)
+    """Wait before the second attempt; doubled after each further failure."""
+    release_lease: Duration = timedelta(minutes=10)
+    """How long one node owns a release before another may take it over;
+    keep it well above the next hop's timeout."""
+    retention: Duration = timedelta(days=30)
+    """How long cancelled, expired and recalled messages are kept before
+    their content is purged (the record and the audit log stay)."""
+    expire_after: Duration = timedelta(days=7)
+    """Holds nobody decided on expire this long after they were made."""
+    expire_to: Literal["cancel", "escalate"] = "cancel"
+    """What an expired hold becomes: cancelled (never sent), or escalated to
+    a reviewer for one more expire_after, then cancelled. Never released."""
+    poll_interval: float = Field(default=5.0, gt=0, le=3600)
+    """Seconds between passes of the background jobs (retries, delayed
+    releases, expiry, purging, callbacks)."""
+    callback_timeout: float = Field(default=5.0, gt=0, le=60)
+    """Seconds one decision callback (HTTP POST to a practice system) may take."""
+
+
 class Config(_Section):
     directory: DirectoryConfig = Field(default_factory=DirectoryConfig)
     rules: RulesConfig = Field(default_factory=RulesConfig)
@@ -284,6 +358,7 @@ class Config(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     web: WebConfig = Field(default_factory=WebConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
     source: Path | None = Field(default=None, exclude=True)
 
 

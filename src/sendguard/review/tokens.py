@@ -34,6 +34,7 @@ __all__ = [
     "TokenExpired",
     "TokenInvalid",
     "TokenSigner",
+    "TokenUsed",
 ]
 
 ACTIONS = frozenset({"confirm", "cancel", "recall"})
@@ -51,6 +52,10 @@ class TokenInvalid(TokenError):
 
 class TokenExpired(TokenError):
     """Genuine but past its expiry."""
+
+
+class TokenUsed(TokenError):
+    """Genuine, but already spent (`Store.use_token` said so): links are single-use."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

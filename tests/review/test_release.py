@@ -1,0 +1,244 @@
+"""Releasing and cancelling through the ReviewService, with a real aiosmtpd
+sink as the next hop and a real SQLite store: what is sent, exactly once,
+and what happens when the next hop is down or refuses."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from reviewkit import ENV, RAW, events, hold_email, make_service, status_of
+from storekit import Clock
+from support import Sink
+
+from sendguard.relay.forward import NextHop
+from sendguard.review.service import ReviewService, released_header
+from sendguard.store import HoldNotFound, HoldStatus
+from sendguard.store.sql import SqlStore
+
+
+async def test_release_sends_the_stored_bytes_to_the_held_recipients(
+    store: SqlStore, service: ReviewService, sink: Sink
+) -> None:
+    hold_id = hold_email(store)
+    out = await service.release(hold_id, actor="rita", reason="checked-by-phone", reviewer=True)
+    assert out.done
+    assert out.status is HoldStatus.RELEASED
+    assert out.reply is not None
+    assert out.reply.startswith("250")
+    [got] = await sink.arrived(1)
+    assert got.mail_from == ENV.mail_from
+    assert got.rcpt_tos == ("jane.smith@gmial.com",)  # the forwarded one is not sent again
+    assert got.data == f"X-Sendguard-Released: {hold_id} by rita\r\n".encode() + RAW
+    held = store.get(hold_id)
+    assert held is not None
+    assert held.status is HoldStatus.RELEASED
+    assert held.release_reply == out.reply
+    assert (held.decided_by, held.reason) == ("rita", "checked-by-phone")
+    assert held.message == RAW  # the quarantine keeps what it received
+    assert events(store, hold_id) == ["hold", "release", "released"]
+
+
+def test_released_header_cannot_inject_lines() -> None:
+    line = released_header("abc", "eve\r\nBcc: x@evil.test")
+    assert line.count(b"\r\n") == 1
+    assert line.startswith(b"X-Sendguard-Released: abc by eve")
+
+
+async def test_double_click_releases_once(
+    store: SqlStore, service: ReviewService, sink: Sink
+) -> None:
+    hold_id = hold_email(store)
+    first = await service.release(hold_id, actor="rita", reason="ok", reviewer=True)
+    second = await service.release(hold_id, actor="rita", reason="ok", reviewer=True)
+    assert first.done
+    assert not second.done
+    assert second.status is HoldStatus.RELEASED
+    assert "already been released" in second.message
+    await asyncio.sleep(0.2)
+    assert len(sink.messages) == 1
+
+
+async def test_concurrent_releases_deliver_exactly_once(
+    store: SqlStore, service: ReviewService, sink: Sink, clock: Clock, next_hop: NextHop
+) -> None:
+    other = make_service(store, next_hop, clock, node="node-b")
+    hold_id = hold_email(store)
+    outs = await asyncio.gather(
+        *(
+            svc.release(hold_id, actor=f"reviewer{i}", reason="ok", reviewer=True)
+            for i, svc in enumerate([service, other] * 4)
+        )
+    )
+    assert sum(o.done for o in outs) == 1
+    await asyncio.sleep(0.3)
+    assert len(sink.messages) == 1
+    assert events(store, hold_id).count("released") == 1
+
+
+async def test_next_hop_down_is_pending_then_delivered_once_when_back(
+    store: SqlStore, clock: Clock, down_hop: tuple[NextHop, int]
+) -> None:
+    hop, port = down_hop
+    service = make_service(store, hop, clock, release_backoff=timedelta(seconds=60))
+    hold_id = hold_email(store)
+    out = await service.release(hold_id, actor="rita", reason="ok", reviewer=True)
+    assert out.done
+    assert out.status is HoldStatus.PENDING
+    assert out.reply is not None
+    assert out.reply.startswith("451")
+    held = store.get(hold_id)
+    assert held is not None
+    assert held.release_next_at == clock.now + timedelta(seconds=60)
+    assert (await service.run_due()).total == 0  # not due yet
+    sink = Sink(port=port).start()
+    try:
+        clock.advance(seconds=61)
+        counts = await service.run_due()
+        assert counts.released == 1
+        [got] = await sink.arrived(1)
+        assert got.data.startswith(f"X-Sendguard-Released: {hold_id} by rita\r\n".encode())
+        clock.advance(seconds=600)
+        assert (await service.run_due()).released == 0
+        await asyncio.sleep(0.2)
+        assert len(sink.messages) == 1
+    finally:
+        sink.stop()
+    assert status_of(store, hold_id) == "released"
+    assert events(store, hold_id) == [
+        "hold",
+        "release",
+        "release_failed",
+        "release_retry",
+        "released",
+    ]
+
+
+async def test_retries_back_off_then_fail_for_a_person(
+    store: SqlStore, clock: Clock, down_hop: tuple[NextHop, int]
+) -> None:
+    hop, _ = down_hop
+    service = make_service(store, hop, clock, release_attempts=3)
+    hold_id = hold_email(store)
+    await service.release(hold_id, actor="rita", reason="ok", reviewer=True)
+    clock.advance(seconds=59)
+    assert (await service.run_due()).pending == 0
+    clock.advance(seconds=2)  # 60 s after attempt 1
+    assert (await service.run_due()).pending == 1
+    held = store.get(hold_id)
+    assert held is not None
+    assert held.release_next_at == clock.now + timedelta(seconds=120)  # doubled
+    clock.advance(seconds=121)
+    counts = await service.run_due()
+    assert counts.failed == 1
+    assert status_of(store, hold_id) == "failed"
+    clock.advance(days=1)
+    assert (await service.run_due()).total == 0  # a person must decide again
+
+
+async def test_refused_by_next_hop_fails_then_a_person_releases_again(
+    store: SqlStore, service: ReviewService, sink: Sink
+) -> None:
+    hold_id = hold_email(store)
+    sink.data_reply = "554 5.7.1 no thanks"
+    out = await service.release(hold_id, actor="rita", reason="ok", reviewer=True)
+    assert not out.done
+    assert out.status is HoldStatus.FAILED
+    assert out.reply is not None
+    assert out.reply.startswith("554")
+    sink.data_reply = None
+    again = await service.release(hold_id, actor="rita", reason="ok", reviewer=True)
+    assert again.done
+    assert again.status is HoldStatus.RELEASED
+    assert len(await sink.arrived(1)) == 1
+
+
+async def test_cancel_then_release_is_refused(
+    store: SqlStore, service: ReviewService, sink: Sink
+) -> None:
+    hold_id = hold_email(store)
+    out = await service.cancel(hold_id, actor="rita", reason="wrong-recipient")
+    assert out.done
+    assert out.status is HoldStatus.CANCELLED
+    assert "30 days" in out.message
+    again = await service.cancel(hold_id, actor="rita", reason="wrong-recipient")
+    assert not again.done
+    rel = await service.release(hold_id, actor="rita", reason="ok", reviewer=True)
+    assert not rel.done
+    assert rel.status is HoldStatus.CANCELLED
+    await asyncio.sleep(0.1)
+    assert sink.messages == []
+
+
+async def test_cancel_is_purged_after_retention(
+    store: SqlStore, service: ReviewService, clock: Clock
+) -> None:
+    hold_id = hold_email(store)
+    kept = hold_email(store)
+    await service.cancel(hold_id, actor="rita", reason="wrong-recipient")
+    clock.advance(days=29)
+    assert (await service.run_due()).purged == 0
+    clock.advance(days=1, seconds=1)
+    assert (await service.run_due()).purged == 1
+    held = store.get(hold_id)
+    assert held is not None
+    assert held.message == b""
+    assert held.purged_at == clock.now
+    assert held.status is HoldStatus.CANCELLED
+    other = store.get(kept)
+    assert other is not None
+    assert other.message == RAW  # an undecided hold is never purged
+    assert "purge" in events(store, hold_id)
+
+
+async def test_unknown_hold(service: ReviewService) -> None:
+    with pytest.raises(HoldNotFound):
+        await service.release("nosuchhold", actor="rita", reason="ok", reviewer=True)
+    with pytest.raises(HoldNotFound):
+        await service.cancel("nosuchhold", actor="rita", reason="ok")
+
+
+async def test_reviewer_only_hold_refuses_a_non_reviewer(
+    store: SqlStore, service: ReviewService, sink: Sink
+) -> None:
+    hold_id = hold_email(store, requires_reviewer=True)
+    out = await service.release(hold_id, actor="sam", reason="ok", reviewer=False)
+    assert not out.done
+    assert out.status is HoldStatus.HELD
+    assert "reviewer" in out.message
+    [refused] = store.audit_entries(hold_id=hold_id, event="refused")
+    assert refused.actor == "sam"
+    assert refused.details == {"action": "release", "reason": "reviewer_required", "via": "direct"}
+    assert status_of(store, hold_id) == "held"
+    ok = await service.release(hold_id, actor="rita", reason="ok", reviewer=True)
+    assert ok.done
+    assert len(await sink.arrived(1)) == 1
+
+
+async def test_crashed_releaser_is_taken_over_by_run_due(
+    store: SqlStore, service: ReviewService, sink: Sink, clock: Clock
+) -> None:
+    hold_id = hold_email(store)
+    crashed = store.claim_release(hold_id, "node-x", 600, reason="ok")  # then it died
+    assert crashed is not None
+    assert (await service.run_due()).released == 0  # its lease is still live
+    clock.advance(seconds=601)
+    assert (await service.run_due()).released == 1
+    [got] = await sink.arrived(1)
+    assert got.data.startswith(f"X-Sendguard-Released: {hold_id} by node-x\r\n".encode())
+    assert "release_takeover" in events(store, hold_id)
+
+
+async def test_without_a_next_hop_the_relay_job_sends_it(
+    store: SqlStore, clock: Clock, next_hop: NextHop, sink: Sink
+) -> None:
+    web = make_service(store, None, clock, node="web")  # e.g. the web UI's process
+    relay = make_service(store, next_hop, clock, node="relay")
+    hold_id = hold_email(store)
+    out = await web.release(hold_id, actor="rita", reason="ok", reviewer=True)
+    assert out.done
+    assert out.status is HoldStatus.PENDING
+    assert (await relay.run_due()).released == 1
+    [got] = await sink.arrived(1)
+    assert got.data.startswith(f"X-Sendguard-Released: {hold_id} by rita\r\n".encode())
