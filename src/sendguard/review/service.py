@@ -42,9 +42,11 @@ from typing import Any
 
 import httpx
 
+from sendguard.config import Config
 from sendguard.relay.forward import NextHop, Reply, smtp_text
 from sendguard.relay.logsafe import log_error
 from sendguard.review.callbacks import CallbackOutbox
+from sendguard.review.secret import load_or_create_secrets
 from sendguard.review.settings import ReviewSettings
 from sendguard.review.tokens import TokenInvalid, TokenSigner, TokenUsed
 from sendguard.store.base import (
@@ -164,6 +166,24 @@ class ReviewService:
         self._clock = clock
         self.callbacks = CallbackOutbox(store, settings, clock, transport=callback_transport)
         self._wake = asyncio.Event()
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        store: Store,
+        next_hop: NextHop | None,
+        *,
+        node: str = "system",
+        clock: Callable[[], datetime] = utcnow,
+    ) -> ReviewService:
+        """The service as `[review]` configures it; creates the link-signing
+        key file on first use. Raises SecretError if the key is unusable."""
+        settings = ReviewSettings.from_config(config.review, node=node)
+        keys = load_or_create_secrets(config.review.secret_file)
+        return cls(
+            store, next_hop, TokenSigner(keys, ttl=settings.token_ttl), settings, clock=clock
+        )
 
     # -- decisions ---------------------------------------------------------
     async def release(self, hold_id: str, *, actor: str, reason: str, reviewer: bool) -> Outcome:
