@@ -85,3 +85,9 @@ def pg_backend(pg_available: None, clock: Clock) -> Iterator[Backend]:
 @pytest.fixture
 def store(backend: Backend) -> SqlStore:
     return backend.make()
+
+
+@pytest.fixture
+def backend_stores(backend: Backend) -> tuple[SqlStore, SqlStore]:
+    """Two store objects on one database: two processes, or two nodes."""
+    return backend.make(), backend.make()

@@ -136,6 +136,32 @@ def test_concurrent_holds_from_threads(store: SqlStore) -> None:
     assert report.head_seq == 80
 
 
+def test_stores_starting_together_migrate_once(backend: Backend) -> None:
+    """Processes (or nodes) starting at once on a new database: one
+    migrates, the others wait and find the schema current."""
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            barrier.wait(10)
+            backend.make()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert len(backend.opened) == 4
+    assert backend.raw("SELECT COUNT(*), MIN(version) FROM schema_version") == [
+        (1, backend.opened[0].schema_version)  # type: ignore[attr-defined]
+    ]
+    assert backend.raw("SELECT COUNT(*) FROM audit_head") == [(1,)]
+
+
 def test_a_hold_is_committed_when_hold_returns(backend: Backend) -> None:
     """Another store object (another process or node) sees it at once."""
     one, two = backend.make(), backend.make()

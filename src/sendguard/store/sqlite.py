@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -142,6 +143,10 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+_BUSY_SECONDS = 10.0
+"""How long a store waits for another connection's write lock."""
+
+
 def _statements(script: str) -> Iterator[str]:
     """Split a script into statements; a trigger body's `;` does not end one."""
     buf = ""
@@ -191,18 +196,30 @@ class SqliteStore(SqlStore):
             if self.path != ":memory:":
                 _create_private(Path(self.path))
             self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+                self.path, isolation_level=None, check_same_thread=False, timeout=_BUSY_SECONDS
             )
-            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = self._wal_mode()
             if self.path != ":memory:" and str(mode).lower() != "wal":
                 raise StoreError(f"quarantine {self.path}: cannot use WAL journal (got {mode})")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=10000")
             self._migrate()
         except sqlite3.Error as exc:
             raise StoreError(f"quarantine {self.path}: {exc}") from exc
         except OSError as exc:
             raise StoreError(f"quarantine {self.path}: {exc.strerror or exc}") from exc
+
+    def _wal_mode(self) -> str:
+        """Switch to WAL. SQLite answers "locked" at once, without waiting out
+        the busy timeout, while another connection is creating the WAL of a
+        new file (stores starting together), so wait for it here."""
+        deadline = time.monotonic() + _BUSY_SECONDS
+        while True:
+            try:
+                return str(self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     # -- schema ------------------------------------------------------------
     def _migrate(self) -> None:
