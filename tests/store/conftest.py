@@ -43,6 +43,7 @@ def _sqlite_backend(tmp_path: Path, clock: Clock) -> Iterator[Backend]:
     path = tmp_path / "q" / "holds.db"
     backend = Backend(
         name="sqlite",
+        url=f"sqlite:///{path}",
         clock=clock,
         opener=lambda c: SqliteStore(path, clock=c),
         raw_runner=sqlite_raw(path),
@@ -57,6 +58,7 @@ def _pg_backend(clock: Clock) -> Iterator[Backend]:
     schema = new_schema()
     backend = Backend(
         name="postgresql",
+        url=pg_url(schema),
         clock=clock,
         opener=lambda c: PostgresStore(pg_url(schema), clock=c, pool_min=1),
         raw_runner=pg_raw(schema),

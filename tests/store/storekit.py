@@ -86,6 +86,7 @@ class Backend:
     attacker with database access would, append-only triggers disabled."""
 
     name: str
+    url: str
     clock: Clock
     opener: Callable[[Clock], SqlStore]
     raw_runner: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]

@@ -3,12 +3,15 @@ threads; email holds from the relay and fax/letter holds from the API."""
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from storekit import ENV, RAW, START, Backend, Clock, verdict
 
+from sendguard.cli import main
 from sendguard.core.models import Action, Channel
 from sendguard.store import HoldKind, HoldStatus, MailEnvelope, NotifyStatus
 from sendguard.store.sql import SqlStore
@@ -246,3 +249,24 @@ def test_fax_and_letter_holds_from_http(store: SqlStore) -> None:
         store.hold_send("email", {}, verdict("x"), "a@nhs.net")
     with pytest.raises(ValueError, match="pigeon"):
         store.hold_send("pigeon", {}, verdict("x"), "a@nhs.net")
+
+
+def test_sendguard_held_reads_either_backend(
+    backend: Backend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "sendguard.toml"
+    config.write_text(f'[store]\nurl = "{backend.url}"\n')
+    with pytest.raises(SystemExit):  # it never creates a quarantine
+        main(["held", "list", "-c", str(config)])
+    assert "no quarantine" in capsys.readouterr().err
+    store = backend.make()
+    email = store.hold(RAW, ENV, verdict("email.domain_typo"), message_id="<m1@x>")
+    fax = store.hold_send("fax", {"number": "+441134960010"}, verdict("fax.near_known"), "gp@x")
+    store.cancel(fax, "alice", "wrong_number")
+    assert main(["held", "list", "-c", str(config), "--json"]) == 0
+    listed = {h["hold_id"]: h["status"] for h in json.loads(capsys.readouterr().out)}
+    assert listed == {email: "held", fax: "cancelled"}
+    assert main(["held", "show", email, "-c", str(config)]) == 0
+    assert f"hold:        {email} (held)" in capsys.readouterr().out
+    assert main(["held", "show", fax, "-c", str(config)]) == 0
+    assert "(cancelled)" in capsys.readouterr().out
