@@ -16,7 +16,6 @@ from __future__ import annotations
 import abc
 import builtins
 import hashlib
-import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -26,7 +25,8 @@ from typing import Any, ClassVar
 import orjson
 
 from sendguard.core.models import ACTION_RANK, Action, Verdict
-from sendguard.store import accounts, rows
+from sendguard.store import rows
+from sendguard.store.accounts import AccountMethods
 from sendguard.store.audit import ChainVerifier, canonical_details, entry_hash, ts_text
 from sendguard.store.base import Store
 from sendguard.store.conn import Conn, parse_ts, require_ts
@@ -34,7 +34,6 @@ from sendguard.store.models import (
     AWAITING_DECISION,
     DEAD,
     UNSENT,
-    ApiToken,
     AuditEntry,
     AuditReport,
     ExpiryOutcome,
@@ -46,9 +45,7 @@ from sendguard.store.models import (
     MailEnvelope,
     NotifyStatus,
     ReleaseClaim,
-    Role,
     StoreError,
-    User,
 )
 
 __all__ = ["SqlStore", "new_hold_id", "utc_now"]
@@ -82,7 +79,7 @@ def _in(values: Iterable[str]) -> tuple[str, builtins.list[str]]:
     return f"({', '.join('?' * len(vals))})", vals
 
 
-class SqlStore(Store):
+class SqlStore(AccountMethods, Store):
     """Every Store method over a backend's `_read()` / `_write()`."""
 
     _for_update: ClassVar[str] = ""
@@ -648,80 +645,3 @@ class SqlStore(Store):
             if len(batch) < _AUDIT_BATCH:
                 return verifier.report(head)
             after = int(batch[-1]["seq"])
-
-    # -- users and API tokens ----------------------------------------------
-    def add_user(
-        self, username: str, role: Role | str, password_hash: str, *, actor: str = "system"
-    ) -> User:
-        with self._write() as db:
-            user = accounts.add_user(db, self._now(), username, Role(role), password_hash)
-            self._append(db, "user_add", actor, None, {"username": username, "role": user.role})
-        return user
-
-    def get_user(self, username: str) -> User | None:
-        with self._read() as db:
-            return accounts.get_user(db, username)
-
-    def list_users(self) -> builtins.list[User]:
-        with self._read() as db:
-            return accounts.list_users(db)
-
-    def _change_user(self, username: str, sets: dict[str, Any], event: str, actor: str) -> bool:
-        with self._write() as db:
-            if not accounts.update_user(db, self._now(), username, sets):
-                return False
-            info = {"username": username} | {k: v for k, v in sets.items() if k != "password_hash"}
-            self._append(db, event, actor, None, info)
-        return True
-
-    def set_password(self, username: str, password_hash: str, *, actor: str = "system") -> bool:
-        return self._change_user(username, {"password_hash": password_hash}, "user_password", actor)
-
-    def set_role(self, username: str, role: Role | str, *, actor: str = "system") -> bool:
-        return self._change_user(username, {"role": Role(role).value}, "user_role", actor)
-
-    def disable_user(self, username: str, *, actor: str = "system", disabled: bool = True) -> bool:
-        event = "user_disable" if disabled else "user_enable"
-        return self._change_user(username, {"disabled": disabled}, event, actor)
-
-    def add_api_token(
-        self,
-        name: str,
-        token_sha256: str,
-        role: Role | str,
-        scopes: Sequence[str] = (),
-        *,
-        actor: str = "system",
-    ) -> ApiToken:
-        digest = token_sha256.lower()
-        if not re.fullmatch(r"[0-9a-f]{64}", digest):
-            raise ValueError("token_sha256 must be a SHA-256 in hex")
-        with self._write() as db:
-            token = accounts.add_api_token(
-                db, self._now(), new_hold_id(), name, digest, Role(role), tuple(scopes), actor
-            )
-            info = {"token_id": token.token_id, "name": name, "role": token.role}
-            self._append(db, "token_add", actor, None, info | {"scopes": list(scopes)})
-        return token
-
-    def find_api_token(self, token_sha256: str) -> ApiToken | None:
-        with self._read() as db:
-            token = accounts.find_api_token(db, token_sha256.lower())
-        now = self._now()
-        if token is not None and (
-            token.last_used is None or token.last_used < now - accounts.LAST_USED_EVERY
-        ):
-            with self._write() as db:
-                accounts.touch_api_token(db, token.token_id, now)
-        return token
-
-    def list_api_tokens(self, *, include_revoked: bool = False) -> builtins.list[ApiToken]:
-        with self._read() as db:
-            return accounts.list_api_tokens(db, include_revoked)
-
-    def revoke_api_token(self, token_id: str, *, actor: str = "system") -> bool:
-        with self._write() as db:
-            if not accounts.revoke_api_token(db, token_id, self._now()):
-                return False
-            self._append(db, "token_revoke", actor, None, {"token_id": token_id})
-        return True
