@@ -19,9 +19,19 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sendguard.core.checks import CHECKS, CheckSpec, Params
-from sendguard.core.models import Action, Finding, Severity
+from sendguard.core.models import ACTION_RANK, Action, Finding, Severity, Verdict
 
-__all__ = ["CompiledRule", "Rule", "RuleProblem", "RuleSet", "RulesError", "Scope", "parse_rules"]
+__all__ = [
+    "CompiledRule",
+    "ReviewPlan",
+    "ReviewPolicy",
+    "Rule",
+    "RuleProblem",
+    "RuleSet",
+    "RulesError",
+    "Scope",
+    "parse_rules",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +100,14 @@ class Rule(BaseModel):
     actions: dict[str, Action] = Field(default_factory=dict)
     scope: Scope = Field(default_factory=Scope)
     params: dict[str, Any] = Field(default_factory=dict)
+    require_reviewer: bool | tuple[str, ...] = False
+    """A hold made on this rule's findings (all of them, or those with the
+    finding codes listed) is released only by a reviewer, never by the
+    sender's confirm link."""
+    delay_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+    """Delay-and-recall: mail this rule warns about (or allows) is held this
+    many minutes, then sent unless the sender recalled it. Only for rules
+    whose findings are at most `warn`."""
 
     def action_for(self, finding: Finding) -> Action:
         """By finding code first, then by severity, then the rule's action."""
@@ -98,6 +116,11 @@ class Rule(BaseModel):
             or self.actions.get(finding.severity.value)
             or self.action
         )
+
+    def requires_reviewer(self, code: str) -> bool:
+        if isinstance(self.require_reviewer, bool):
+            return self.require_reviewer
+        return code in self.require_reviewer
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +138,53 @@ class RuleSet:
 
     def get(self, name: str) -> CompiledRule | None:
         return next((r for r in self.rules if r.rule.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewPlan:
+    """How a send's hold is to be reviewed, from its findings' rules.
+
+    `delay_minutes` set: a delay-and-recall hold of a send the verdict would
+    otherwise let through, for `delayed` (finding recipients; empty: the
+    whole send).
+    """
+
+    requires_reviewer: bool = False
+    delay_minutes: int | None = None
+    delayed: frozenset[str] = frozenset()
+    whole_send: bool = True
+
+
+class ReviewPolicy:
+    """The review options of a rule set (`require_reviewer`, `delay_minutes`),
+    looked up by the rule name every finding carries."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self._rules = {r.rule.name: r.rule for r in rules.rules if r.rule.enabled}
+
+    def plan(self, verdict: Verdict) -> ReviewPlan:
+        """Applied findings that warn or worse from a `require_reviewer` rule
+        make the hold reviewer-only; a verdict of at most warn with findings
+        from a `delay_minutes` rule becomes a delay-and-recall hold."""
+        applied = [(f, self._rules.get(f.rule)) for f in verdict.findings if not f.monitor]
+        warn = ACTION_RANK[Action.WARN]
+        reviewer = any(
+            rule is not None and ACTION_RANK[f.action] >= warn and rule.requires_reviewer(f.code)
+            for f, rule in applied
+        )
+        delays = [
+            (f, rule.delay_minutes)
+            for f, rule in applied
+            if rule is not None and rule.delay_minutes is not None
+        ]
+        if not delays or ACTION_RANK[verdict.action] > warn:
+            return ReviewPlan(requires_reviewer=reviewer)
+        return ReviewPlan(
+            requires_reviewer=reviewer,
+            delay_minutes=max(m for _, m in delays if m is not None),
+            delayed=frozenset(f.recipient for f, _ in delays if f.recipient is not None),
+            whole_send=any(f.recipient is None for f, _ in delays),
+        )
 
 
 _MERGED_KEYS = ("params", "scope", "actions")
@@ -214,6 +284,7 @@ def parse_rules(
                         f"use one of {', '.join(sorted(allowed))}",
                     )
                 )
+        problems.extend(_review_problems(file, rule, spec.codes))
         try:
             params = spec.params.model_validate(rule.params)
         except ValidationError as exc:
@@ -224,6 +295,35 @@ def parse_rules(
         raise RulesError(problems)
     files = tuple(f for f, _ in (*defaults, *local))
     return RuleSet(tuple(compiled), files)
+
+
+def _review_problems(file: str, rule: Rule, codes: Sequence[str]) -> list[RuleProblem]:
+    out: list[RuleProblem] = []
+    if not isinstance(rule.require_reviewer, bool):
+        for code in rule.require_reviewer:
+            if code not in codes:
+                out.append(
+                    RuleProblem(
+                        file,
+                        rule.name,
+                        "require_reviewer",
+                        f"{code!r} is not a finding code of {rule.check}; "
+                        f"use true, false or some of {', '.join(sorted(codes))}",
+                    )
+                )
+    if rule.delay_minutes is not None:
+        worst = max((rule.action, *rule.actions.values()), key=ACTION_RANK.__getitem__)
+        if ACTION_RANK[worst] > ACTION_RANK[Action.WARN]:
+            out.append(
+                RuleProblem(
+                    file,
+                    rule.name,
+                    "delay_minutes",
+                    f"only for rules whose findings are at most warn (this one can "
+                    f"{worst.value}): held mail waits for a person, never for a timer",
+                )
+            )
+    return out
 
 
 def _pydantic_problems(

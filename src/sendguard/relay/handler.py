@@ -27,6 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sendguard.core.engine import decide
@@ -40,6 +41,7 @@ from sendguard.core.models import (
     strictest,
 )
 from sendguard.core.normalise.email import email_key
+from sendguard.core.rules import ReviewPlan, ReviewPolicy
 from sendguard.relay.access import AccessPolicy
 from sendguard.relay.checker import Checker, CheckFailed
 from sendguard.relay.forward import NextHop, Reply, smtp_text
@@ -52,6 +54,7 @@ __all__ = ["HandlerSettings", "RelayHandler", "failsafe_verdict", "verdict_heade
 log = logging.getLogger("sendguard.relay")
 VERDICT_HEADER = "X-Sendguard-Verdict"
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(<[^>\r\n]{1,250}>)", re.IGNORECASE | re.MULTILINE)
+_PATIENT = re.compile(rb"^x-sendguard-patient:[ \t]*([^\r\n]{1,500})", re.IGNORECASE | re.MULTILINE)
 _KEPT_MAIL_OPTIONS = ("BODY=8BITMIME", "SMTPUTF8")
 _INTERNAL = "451 4.3.0 Internal error; the message was not accepted, try again later"
 
@@ -62,6 +65,8 @@ class HandlerSettings:
     split_mixed: bool = False
     notify: bool = True
     auth_enabled: bool = False
+    expire_after: timedelta | None = None
+    """Undecided holds expire this long after they were made ([review])."""
 
 
 def failsafe_verdict(reason: str) -> Verdict:
@@ -133,6 +138,9 @@ class RelayHandler:
         # transaction ids for the logs: unique per process start, cheap per message
         self._txid_prefix = secrets.token_hex(2)
         self._txids = itertools.count(1)
+        self.review_policy: ReviewPolicy | None = None
+        """The rules' review options (reviewer-only holds, delay-and-recall);
+        replaced on reload. None: every hold is a plain one."""
         self.observe: Callable[[str, float], None] | None = None
         """Called with (outcome, seconds) for every message answered at DATA:
         forwarded, held, rejected or deferred (metrics of `sendguard serve`)."""
@@ -235,7 +243,12 @@ class RelayHandler:
             detail = f" ({smtp_text(f.message, 200)})" if f else ""
             return f"550 5.7.1 Message refused by sendguard: {code}{detail}"
 
+        plan = self.review_policy.plan(verdict) if self.review_policy else ReviewPlan()
         held, clean = self._split(verdict, rcpts)
+        release_at = None
+        if not held and plan.delay_minutes:  # delay-and-recall: held, then sent unless recalled
+            held, clean = self._split_delayed(plan, rcpts)
+            release_at = datetime.now(UTC) + timedelta(minutes=plan.delay_minutes)
         if not held:
             reply = await self._forward(raw, sender, clean, envelope, verdict)
             ms = (time.perf_counter() - started) * 1000
@@ -266,6 +279,10 @@ class RelayHandler:
                 held_recipients=held,
                 message_id=msg_id,
                 notify=self.settings.notify,
+                release_at=release_at,
+                expires_at=_expiry(self.settings.expire_after),
+                requires_reviewer=plan.requires_reviewer,
+                patients=_patients(raw),
             )
         except StoreError as exc:
             log.error("message %s: cannot be stored for review (%s); answered 451", ref, exc)
@@ -296,16 +313,24 @@ class RelayHandler:
         if self.notifier is not None:
             self.notifier.poke()
         ms = (time.perf_counter() - started) * 1000
+        how = " reviewer-only" if plan.requires_reviewer else ""
+        if release_at is not None:
+            how += f" delay {plan.delay_minutes} min"
         log.info(
-            "message %s: held as %s (%s), %d held, %d forwarded, in %.1f ms",
+            "message %s: held%s as %s (%s), %d held, %d forwarded, in %.1f ms",
             ref,
+            how,
             hold_id,
-            ", ".join(codes),
+            ", ".join(codes or (f.code for f in verdict.findings if not f.monitor)),
             len(held),
             len(clean),
             ms,
         )
         extra = f"; forwarded to {len(clean)} other recipient(s)" if clean else ""
+        if release_at is not None:
+            return (
+                f"250 2.0.0 Held for review as {hold_id}, sent in {plan.delay_minutes} min{extra}"
+            )
         return f"250 2.0.0 Held for review as {hold_id}{extra}"
 
     def _split(self, verdict: Verdict, rcpts: list[str]) -> tuple[list[str], list[str]]:
@@ -324,6 +349,17 @@ class RelayHandler:
         if unattributed:  # e.g. a suspect To: address not in this envelope: hold it all
             return rcpts, []
         held = [r for r in rcpts if ACTION_RANK[verdict.action_for(_key(r))] >= hold_rank]
+        return held, [r for r in rcpts if r not in held]
+
+    def _split_delayed(self, plan: ReviewPlan, rcpts: list[str]) -> tuple[list[str], list[str]]:
+        """(held, clean) for a delay-and-recall hold: all of it, or with
+        `split` only the recipients the delaying findings are about."""
+        if not self.settings.split_mixed or plan.whole_send:
+            return rcpts, []
+        keys = {_key(r) for r in rcpts}
+        if not plan.delayed <= keys:  # about an address only in the headers
+            return rcpts, []
+        held = [r for r in rcpts if _key(r) in plan.delayed]
         return held, [r for r in rcpts if r not in held]
 
     async def _forward(
@@ -354,6 +390,24 @@ def _hold_header_only_rejects(verdict: Verdict, rcpts: Sequence[str]) -> Verdict
     if not changed:
         return verdict
     return decide(verdict.channel, findings, verdict.recipients.keys())
+
+
+def _expiry(after: timedelta | None) -> datetime | None:
+    return None if after is None else datetime.now(UTC) + after
+
+
+def _patients(raw: bytes) -> list[str]:
+    """The patients a practice system named in X-Sendguard-Patient headers
+    (ids or NHS numbers), for the hold's audit entry; others found in the
+    text are in the findings."""
+    end = raw.find(b"\r\n\r\n")
+    found: list[str] = []
+    for m in _PATIENT.finditer(raw, 0, end if end >= 0 else min(len(raw), 65536)):
+        for part in re.split(r"[,;]", m.group(1).decode("utf-8", "replace")):
+            ref = part.strip()[:100]
+            if ref and ref not in found:
+                found.append(ref)
+    return found[:50]
 
 
 def _outcome(reply: str) -> str:

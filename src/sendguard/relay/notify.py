@@ -10,7 +10,13 @@ Delivery is an outbox in the store: a hold is committed with its
 notification pending, and `Notifier.run()` sends whatever is due, records
 each attempt and retries with growing delays. A notification that cannot be
 sent never puts the hold at risk; after the last attempt it is marked failed
-(shown by `sendguard held list`).
+(shown by `sendguard held list`). A notice sent is audited (`notify`).
+
+With `[review] base_url` set, the notice carries signed single-use links
+(review/service.py): confirm and cancel; cancel only when a reviewer must
+decide; confirm ("send now") and recall for a delay-and-recall hold. The
+links open a page that shows the reasons; nothing happens until the sender
+presses the button there, so a mail scanner following links decides nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
@@ -35,13 +41,30 @@ log = logging.getLogger("sendguard.relay.notify")
 _SWEEP = 30.0  # seconds between looks at the outbox when nothing wakes the notifier
 
 
-def compose_notification(held: HeldMessage, *, sender: str, hostname: str) -> bytes:
-    """The notification message for one hold, as bytes ready to send."""
+_LINK_TEXT = {
+    "confirm": "Send it as it is (you have checked the recipients):",
+    "cancel": "Cancel it (it will not be sent):",
+    "recall": "Recall it (it will not be sent):",
+}
+
+
+def compose_notification(
+    held: HeldMessage,
+    *,
+    sender: str,
+    hostname: str,
+    links: Mapping[str, str] | None = None,
+) -> bytes:
+    """The notification message for one hold, as bytes ready to send.
+    `links`: action -> signed URL, listed for the sender to decide."""
     utf8 = not (held.envelope.mail_from.isascii() and sender.isascii())
     msg = EmailMessage(policy=SMTPUTF8 if utf8 else SMTP)
     msg["From"] = f"sendguard <{sender}>"
     msg["To"] = held.envelope.mail_from
-    msg["Subject"] = f"Held for review: your message was not sent [{held.hold_id}]"
+    if held.release_at is not None:
+        msg["Subject"] = f"Sending shortly: recall your message if it is wrong [{held.hold_id}]"
+    else:
+        msg["Subject"] = f"Held for review: your message was not sent [{held.hold_id}]"
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = make_msgid(idstring=held.hold_id, domain=hostname or "sendguard")
     msg["Auto-Submitted"] = "auto-generated"
@@ -50,11 +73,23 @@ def compose_notification(held: HeldMessage, *, sender: str, hostname: str) -> by
         msg["In-Reply-To"] = held.message_id
         msg["References"] = held.message_id
     held_set = set(held.held_recipients)
-    lines = [
-        "A message you sent was held by sendguard before it left the organisation,",
-        "because something about its recipients needs a person to check it.",
-        "It has not been sent to the recipients marked 'held' below.",
-        "",
+    if held.release_at is not None:
+        lines = [
+            "A message you sent is being held back by sendguard for a few minutes,",
+            "because something about its recipients may need a second look.",
+            "It will be sent to the recipients marked 'held' below at "
+            f"{held.release_at.astimezone(UTC):%H:%M} UTC",
+            "unless you recall it before then.",
+            "",
+        ]
+    else:
+        lines = [
+            "A message you sent was held by sendguard before it left the organisation,",
+            "because something about its recipients needs a person to check it.",
+            "It has not been sent to the recipients marked 'held' below.",
+            "",
+        ]
+    lines += [
         f"Hold id:     {held.hold_id}",
         f"Received:    {held.created_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC",
         f"Message-ID:  {held.message_id or '(none)'}",
@@ -78,10 +113,19 @@ def compose_notification(held: HeldMessage, *, sender: str, hostname: str) -> by
             lines.append(f"    suggestion: {f.suggestion}")
     if not findings:
         lines.append("  (no details)")
+    lines.append("")
+    if held.requires_reviewer:
+        lines.append("A reviewer must decide on this one: what was found is high risk.")
+    elif held.release_at is None:
+        lines.append("A reviewer will release or cancel it.")
+    for action, url in (links or {}).items():
+        lines += ["", _LINK_TEXT.get(action, f"{action}:"), f"  {url}"]
+    if links:
+        lines += ["", "Each link works once, and only until it expires."]
     lines += [
         "",
-        "A reviewer will release or cancel it. If you spotted a mistake, send a",
-        "corrected message; quote the hold id if you ask about this one.",
+        "If you spotted a mistake, send a corrected message; quote the hold id",
+        "if you ask about this one.",
     ]
     msg.set_content("\n".join(lines) + "\n", charset="utf-8")
     return msg.as_bytes()
@@ -100,6 +144,7 @@ class Notifier:
         attempts: int = 5,
         retry: float = 300.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        links: Callable[[HeldMessage], Mapping[str, str]] | None = None,
     ) -> None:
         self._store = store
         self._next_hop = next_hop
@@ -108,6 +153,7 @@ class Notifier:
         self._attempts = attempts
         self._retry = retry
         self._clock = clock
+        self._links = links
         self._wake = asyncio.Event()
         self._closed = False
 
@@ -135,7 +181,10 @@ class Notifier:
     async def _send(self, held: HeldMessage) -> None:
         rcpt = held.envelope.mail_from
         try:
-            data = compose_notification(held, sender=self._sender, hostname=self._hostname)
+            links = self._links(held) if self._links is not None else {}
+            data = compose_notification(
+                held, sender=self._sender, hostname=self._hostname, links=links
+            )
         except Exception as exc:  # an address the email package cannot write
             log.error(
                 "hold %s: notification cannot be written (%s)", held.hold_id, type(exc).__name__
@@ -151,7 +200,7 @@ class Notifier:
         reply = await self._next_hop.send("", [rcpt], data, mail_options=options)
         attempt = held.notify_attempts + 1
         if reply.ok:
-            await asyncio.to_thread(self._store.record_notification, held.hold_id, sent=True)
+            await asyncio.to_thread(self._record_sent, held.hold_id, attempt, sorted(links))
             log.info("hold %s: sender notified", held.hold_id)
             return
         give_up = not reply.temporary or attempt >= self._attempts
@@ -171,6 +220,12 @@ class Notifier:
             attempt,
             reply.code,
             "; giving up" if give_up else "; will retry",
+        )
+
+    def _record_sent(self, hold_id: str, attempt: int, links: list[str]) -> None:
+        self._store.record_notification(hold_id, sent=True)
+        self._store.append_audit(
+            "notify", actor="relay", hold_id=hold_id, details={"attempt": attempt, "links": links}
         )
 
     def close(self) -> None:

@@ -2,12 +2,15 @@
 
 `Relay` wires the parts together from a `Config`: the quarantine store, a
 checker (worker processes, or an in-process `Guard`), the next hop, the
-hold notifier, and the aiosmtpd server. Startup fails loudly (with the
-reason) rather than serving half-configured.
+hold notifier, the review jobs (`ReviewService.run`: release retries,
+delay-and-recall releases, expiry, purging, callbacks; safe on every node
+of a shared PostgreSQL quarantine) and the aiosmtpd server. Startup fails
+loudly (with the reason) rather than serving half-configured.
 
 Signals (installed by `run()`):
 - SIGHUP: reload directory and rules (and the AUTH users file) without
   dropping connections; a bad reload keeps the running ones and logs why.
+  Every reload is audited (`rules_reload`, ok or not).
 - SIGTERM / SIGINT: stop accepting, let messages in flight finish (up to
   `shutdown_timeout`), say 421 to idle clients, then exit.
 """
@@ -18,9 +21,11 @@ import asyncio
 import logging
 import signal
 import socket
+from pathlib import Path
 from typing import Any
 
 from sendguard.config import Config, parse_host_port
+from sendguard.core.rules import ReviewPolicy, RulesError
 from sendguard.guard import Guard
 from sendguard.relay.access import AccessPolicy, PasswordFile
 from sendguard.relay.checker import Checker, InlineChecker, ReloadFailed
@@ -30,7 +35,10 @@ from sendguard.relay.logsafe import log_error
 from sendguard.relay.notify import Notifier
 from sendguard.relay.smtp import RelaySMTP, Sessions, server_tls_context
 from sendguard.relay.workers import WorkerPool
-from sendguard.store import Store, open_store
+from sendguard.review.secret import SecretError
+from sendguard.review.service import ReviewService
+from sendguard.sources import load_rules, shipped_rules_dir
+from sendguard.store import Store, StoreError, open_store
 
 __all__ = ["Relay", "RelayStartError"]
 
@@ -60,10 +68,13 @@ class Relay:
         self.next_hop: NextHop | None = None
         self.notifier: Notifier | None = None
         self.handler: RelayHandler | None = None
+        self.review: ReviewService | None = None
         self.sessions = Sessions(rc.max_connections)
         self.users: PasswordFile | None = None
         self._server: asyncio.Server | None = None
         self._notify_task: asyncio.Task[None] | None = None
+        self._review_task: asyncio.Task[None] | None = None
+        self._review_stop = asyncio.Event()
         self._stopped = asyncio.Event()
         self._stopping = False
         self._reloads: set[asyncio.Task[None]] = set()
@@ -120,6 +131,14 @@ class Relay:
             username=rc.next_hop_username,
             password=rc.next_hop_password.get_secret_value() if rc.next_hop_password else None,
         )
+        try:
+            self.review = ReviewService.from_config(
+                self.config, self.store, self.next_hop, node=f"relay@{self.hostname}"
+            )
+            policy = await asyncio.to_thread(self._review_policy)
+        except (SecretError, RulesError) as exc:
+            await self._close_parts()
+            raise RelayStartError(str(exc)) from None
         if rc.notify:
             self.notifier = Notifier(
                 self.store,
@@ -128,6 +147,7 @@ class Relay:
                 hostname=self.hostname,
                 attempts=rc.notify_attempts,
                 retry=rc.notify_retry,
+                links=self.review.notice_links if self.config.review.base_url else None,
             )
             self._notify_task = asyncio.create_task(self.notifier.run(), name="sendguard-notify")
         self.handler = RelayHandler(
@@ -141,7 +161,12 @@ class Relay:
                 split_mixed=rc.mixed_policy == "split",
                 notify=rc.notify,
                 auth_enabled=self.users is not None,
+                expire_after=self.config.review.expire_after,
             ),
+        )
+        self.handler.review_policy = policy
+        self._review_task = asyncio.create_task(
+            self.review.run(self._review_stop), name="sendguard-review"
         )
         handler, sessions = self.handler, self.sessions
 
@@ -208,6 +233,9 @@ class Relay:
             self.notifier.close()
         if self._notify_task is not None:
             await asyncio.wait([self._notify_task], timeout=5)
+        self._review_stop.set()
+        if self._review_task is not None:
+            await asyncio.wait([self._review_task], timeout=5)
         if self.next_hop is not None:
             await self.next_hop.close()
         if self.checker is not None:
@@ -228,6 +256,15 @@ class Relay:
             ok = False
         else:
             log.info("reloaded: %s", loaded)
+            try:
+                policy = await asyncio.to_thread(self._review_policy)
+            except RulesError as exc:  # changed again since the checker read them
+                log.error("review options not reloaded, keeping the previous: %s", _one_line(exc))
+                ok = False
+            else:
+                if self.handler is not None:
+                    self.handler.review_policy = policy
+        await self._audit_reload(ok)
         if self.users is not None:
             try:
                 n = await asyncio.to_thread(self.users.load)
@@ -236,6 +273,27 @@ class Relay:
                 log.error("AUTH users not reloaded, keeping the previous ones: %s", _one_line(exc))
                 ok = False
         return ok
+
+    def _review_policy(self) -> ReviewPolicy:
+        """The rules' review options, from the rules the checks use."""
+        if isinstance(self.checker, InlineChecker):
+            return ReviewPolicy(self.checker.guard.rules)
+        cfg = self.config.rules
+        local = tuple(cfg.local) or _default_local_rules()
+        return ReviewPolicy(load_rules(cfg.defaults, local))
+
+    async def _audit_reload(self, ok: bool) -> None:
+        if self.store is None:
+            return
+        try:
+            await asyncio.to_thread(
+                self.store.append_audit,
+                "rules_reload",
+                actor=f"relay@{self.hostname}",
+                details={"ok": ok},
+            )
+        except StoreError as exc:
+            log_error(log, "reload not audited", exc)
 
     def _reload_soon(self) -> None:
         task = asyncio.create_task(self._reload_logged())
@@ -266,6 +324,12 @@ class Relay:
 
     def stats(self) -> dict[str, Any]:
         return dict(self.handler.stats) if self.handler is not None else {}
+
+
+def _default_local_rules() -> tuple[Path, ...]:
+    """As `Guard.load` does: `local.d` beside the shipped rules, if present."""
+    local = shipped_rules_dir() / "local.d"
+    return (local,) if local.is_dir() else ()
 
 
 def _one_line(exc: BaseException) -> str:
