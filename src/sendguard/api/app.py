@@ -47,6 +47,7 @@ _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "no token, or not a valid one"},
 }
 _CHECK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "the body could not be read (not UTF-8)"},
     **_UNAUTHORIZED,
     413: {"model": ErrorBody, "description": "the request body is larger than [api] max_body"},
 }
@@ -140,10 +141,7 @@ def create_app(service: ApiService, *, watch: bool | None = None) -> FastAPI:
 
         def run() -> Verdict:
             return service.guard.check_email(
-                [r.spec() if not isinstance(r, str) else r for r in req.recipients],
-                to=[r.spec() if not isinstance(r, str) else r for r in req.to],
-                cc=[r.spec() if not isinstance(r, str) else r for r in req.cc],
-                bcc=[r.spec() if not isinstance(r, str) else r for r in req.bcc],
+                [r if isinstance(r, str) else r.spec() for r in req.recipients],
                 sender=req.sender,
                 patient=req.patient,
                 subject=req.subject,

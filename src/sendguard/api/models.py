@@ -17,9 +17,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     StringConstraints,
     field_validator,
-    model_validator,
 )
 from pydantic.json_schema import WithJsonSchema
 
@@ -39,25 +39,62 @@ Text = Annotated[str, StringConstraints(max_length=1000)]
 
 
 def _number_as_text(v: Any) -> Any:
-    return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+    """A JSON number as its digits (an NHS number or fax number sent as a
+    number); 2.0 is an integer to JSON Schema, so it is taken too."""
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return str(v) if isinstance(v, int) else v
 
 
-def _schema(max_length: int) -> WithJsonSchema:
-    return WithJsonSchema(
-        {"anyOf": [{"type": "string", "maxLength": max_length}, {"type": "integer"}]}
-    )
+def _schema(max_length: int) -> dict[str, Any]:
+    return {"anyOf": [{"type": "string", "maxLength": max_length}, {"type": "integer"}]}
 
 
-# A string, or a JSON number taken as its digits (NHS numbers, fax numbers),
-# as the library accepts; one type rather than a union, so that an error
-# points at the field itself.
-Ref = Annotated[
-    str, BeforeValidator(_number_as_text), StringConstraints(max_length=200), _schema(200)
-]
 FaxNumber = Annotated[
-    str, BeforeValidator(_number_as_text), StringConstraints(max_length=100), _schema(100)
+    str,
+    BeforeValidator(_number_as_text),
+    StringConstraints(max_length=100),
+    WithJsonSchema(_schema(100)),
 ]
-Refs = Ref | Annotated[list[Ref], Field(max_length=50)] | None
+MAX_REFS, MAX_REF = 50, 200
+
+
+def _refs(v: Any) -> str | list[str] | None:
+    """`patient`: one reference or a list, each a string or a number; kept
+    as given (a string may list several, "a, b", as in the library)."""
+    if v is None:
+        return None
+    items = v if isinstance(v, list) else [v]
+    if len(items) > MAX_REFS:
+        raise ValueError(f"at most {MAX_REFS} references")
+    out = []
+    for item in items:
+        item = _number_as_text(item)
+        if not isinstance(item, str):
+            raise ValueError("a reference is a string (directory id, NHS number) or a number")
+        if len(item) > MAX_REF:
+            raise ValueError(f"a reference is at most {MAX_REF} characters")
+        out.append(item)
+    return out if isinstance(v, list) else out[0]
+
+
+# One validator for the whole field rather than a union of types, so that an
+# error points at `patient` itself.
+Refs = Annotated[
+    str | list[str] | None,
+    PlainValidator(_refs),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                *_schema(MAX_REF)["anyOf"],
+                {"type": "array", "items": _schema(MAX_REF), "maxItems": MAX_REFS},
+                {"type": "null"},
+            ]
+        }
+    ),
+]
 MAX_RECIPIENTS = 1000
 
 
@@ -82,20 +119,18 @@ class Recipient(_Body):
 
 
 RecipientIn = Annotated[str, StringConstraints(max_length=10_000)] | Recipient
-RecipientList = Annotated[list[RecipientIn], Field(max_length=MAX_RECIPIENTS)]
 
 
 class EmailCheck(_Body):
-    """`Guard.check_email`: at least one recipient in `recipients`, `to`, `cc` or `bcc`."""
+    """`Guard.check_email`: recipients (with their headers), sender, the
+    patient(s) it concerns, and the content that may name patients."""
 
-    recipients: RecipientList = Field(
-        default_factory=list,
-        description='"To: Jane Smith <j@x.org>", "Cc: ...", a bare address, '
-        "or {address, name, header}",
+    recipients: Annotated[list[RecipientIn], Field(min_length=1, max_length=MAX_RECIPIENTS)] = (
+        Field(
+            description='"To: Jane Smith <j@x.org>", "Cc: ...", "Bcc: ...", a bare address '
+            '(To), or {"address", "name", "header": to|cc|bcc|envelope}'
+        )
     )
-    to: RecipientList = Field(default_factory=list)
-    cc: RecipientList = Field(default_factory=list)
-    bcc: RecipientList = Field(default_factory=list)
     sender: Text = ""
     patient: Refs = Field(
         default=None, description="the patient(s) it concerns: directory id or NHS number"
@@ -111,15 +146,6 @@ class EmailCheck(_Body):
         default_factory=list, description="addresses the sender has written to before"
     )
     secure: bool = Field(default=False, description="the subject carries a [secure] tag")
-
-    @model_validator(mode="after")
-    def _someone(self) -> EmailCheck:
-        n = len(self.recipients) + len(self.to) + len(self.cc) + len(self.bcc)
-        if n == 0:
-            raise ValueError("give at least one recipient (recipients, to, cc or bcc)")
-        if n > MAX_RECIPIENTS:
-            raise ValueError(f"at most {MAX_RECIPIENTS} recipients in one check")
-        return self
 
 
 class FaxCheck(_Body):
