@@ -16,6 +16,7 @@ from storekit import (
     Backend,
     Clock,
     drop_schema,
+    drop_stale_schemas,
     new_schema,
     pg_raw,
     pg_unreachable,
@@ -32,6 +33,7 @@ def pg_available() -> None:
     reason = pg_unreachable()
     if reason is not None:
         pytest.skip(reason)
+    drop_stale_schemas()
 
 
 @pytest.fixture

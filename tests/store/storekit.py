@@ -135,6 +135,20 @@ def pg_raw(schema: str) -> Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
     return run
 
 
+def drop_stale_schemas() -> None:
+    """Drop test schemas left by test runs that died (their pid is gone)."""
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        names = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'sg\\_test\\_%'"
+        ).fetchall()
+        for (name,) in names:
+            pid = name.split("_")[2]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
 def drop_schema(schema: str) -> None:
     import psycopg
 

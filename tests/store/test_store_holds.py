@@ -4,7 +4,10 @@ threads; email holds from the relay and fax/letter holds from the API."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -163,6 +166,36 @@ def test_stores_starting_together_migrate_once(backend: Backend) -> None:
         (1, backend.opened[0].schema_version)  # type: ignore[attr-defined]
     ]
     assert backend.raw("SELECT COUNT(*) FROM audit_head") == [(1,)]
+
+
+_START_AND_HOLD = """
+import sys, time
+from sendguard.store import open_store, MailEnvelope
+from sendguard.core.models import Action, Channel, Verdict
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+with open_store(sys.argv[1]) as store:
+    v = Verdict(action=Action.HOLD, channel=Channel.EMAIL)
+    print(store.hold(b"x", MailEnvelope(mail_from="a@x", recipients=("b@y",)), v))
+"""
+
+
+def test_processes_starting_together_migrate_once(backend: Backend) -> None:
+    start_at = str(time.time() + 2.0)  # after every interpreter has started
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _START_AND_HOLD, backend.url, start_at],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in outputs]
+    store = backend.make()
+    assert {h.hold_id for h in store.list()} == {out.strip() for out, _ in outputs}
+    assert store.verify_audit().head_seq == 3
+    assert backend.raw("SELECT COUNT(*) FROM schema_version") == [(1,)]
 
 
 def test_a_hold_is_committed_when_hold_returns(backend: Backend) -> None:
