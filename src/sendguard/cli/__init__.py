@@ -23,6 +23,8 @@ COMMANDS = (
     "sendguard.cli.held",
     "sendguard.cli.serve",
     "sendguard.cli.apitoken",
+    "sendguard.cli.audit",
+    "sendguard.cli.users",
 )
 
 

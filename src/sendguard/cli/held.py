@@ -1,15 +1,27 @@
-"""`sendguard held list|show`: what the relay is holding, and why.
+"""`sendguard held list|show|release|cancel`: what is held, why, and deciding.
 
-    sendguard held list -c sendguard.toml [--status held] [--since 2026-11-01] [--json]
+    sendguard held list -c sendguard.toml [--status pending] [--kind fax] [--since DATE] [--json]
     sendguard held show HOLD_ID -c sendguard.toml [--json | --raw]
+    sendguard held release HOLD_ID --as rita --reason confirmed-correct -c sendguard.toml
+    sendguard held cancel HOLD_ID --as rita --reason wrong-recipient -c sendguard.toml
 
 Reads the quarantine named by `[store] url` (it never creates one). `show
 --raw` writes the held message's bytes exactly as they were received.
+
+`release` and `cancel` decide through the same `ReviewService` as the web
+UI and the sender's links: `--as` names a review user (`sendguard users`),
+whose role says whether they may release a reviewer-only hold, and who is
+named in the audit log; `--reason` is one of the `[web]` reason codes. A
+release is sent to `[relay] next_hop` at once; if the next hop cannot take
+it now, the hold is `pending` and the relay's background job retries it.
+Exit status: 0 done, 1 no such hold, 3 not done (refused, too late, or
+refused by the next hop: the message says why), 77 unknown or disabled user.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from datetime import UTC, datetime
@@ -18,12 +30,18 @@ from email.parser import BytesHeaderParser
 from typing import Any
 
 from sendguard.cli._common import EX_USAGE, die
-from sendguard.config import ConfigError, load_config
+from sendguard.config import Config, ConfigError, load_config, parse_host_port
+from sendguard.relay.forward import NextHop
+from sendguard.review.secret import SecretError
+from sendguard.review.service import Outcome, ReviewService
 from sendguard.store import HeldMessage, HoldStatus, HoldSummary, Store, StoreError, open_store
+from sendguard.store.base import HoldKind, HoldNotFound, Role
 
 __all__ = ["register"]
 
 EX_NOTFOUND = 1
+EX_NOTDONE = 3
+EX_NOPERM = 77
 _SHOWN_HEADERS = ("From", "To", "Cc", "Date", "Message-ID")
 
 
@@ -36,7 +54,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ls.add_argument(
         "--status",
         choices=[s.value for s in HoldStatus],
-        help="only holds in this state (default: all)",
+        help="only holds in this state (default: all): held, pending (released, "
+        "delivery retried), releasing, released, failed (the next hop refused), "
+        "cancelled, recalled, expired, escalated",
+    )
+    ls.add_argument(
+        "--kind", choices=[k.value for k in HoldKind], help="only emails, faxes or letters"
     )
     ls.add_argument("--since", metavar="DATE", help="only holds since this ISO date or time (UTC)")
     ls.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
@@ -50,6 +73,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     out.add_argument("--json", action="store_true", help="print JSON (without the message)")
     out.add_argument("--raw", action="store_true", help="write the message bytes as received")
     show.set_defaults(func=_show)
+
+    for name, verb, func in (
+        ("release", "send a held message on (email) or record the release (fax, letter)", _release),
+        ("cancel", "cancel a hold: it is never sent, and purged after [review] retention", _cancel),
+    ):
+        p = cmds.add_parser(name, help=verb)
+        p.add_argument("hold_id", metavar="HOLD_ID")
+        _config_option(p)
+        p.add_argument(
+            "--as",
+            dest="user",
+            metavar="USER",
+            required=True,
+            help="the review user deciding (sendguard users list); named in the audit log",
+        )
+        p.add_argument(
+            "--reason",
+            metavar="CODE",
+            required=True,
+            help="why, as one of the [web] release_reasons / cancel_reasons codes",
+        )
+        p.add_argument("--json", action="store_true", help="print the outcome as JSON")
+        p.set_defaults(func=func)
 
 
 def _config_option(p: argparse.ArgumentParser) -> None:
@@ -70,6 +116,96 @@ def _open(args: argparse.Namespace) -> Store:
         die(str(exc))
 
 
+def _config(args: argparse.Namespace) -> Config:
+    try:
+        return load_config(getattr(args, "config", None))
+    except ConfigError as exc:
+        die(str(exc))
+
+
+def _release(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    _check_reason(args.reason, cfg.web.release_reasons, "release")
+    return _decide(args, cfg, "release")
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    _check_reason(args.reason, cfg.web.cancel_reasons, "cancel")
+    return _decide(args, cfg, "cancel")
+
+
+def _check_reason(code: str, allowed: list[str], what: str) -> None:
+    if code not in allowed:
+        die(
+            f"--reason: {code!r} is not a {what} reason; use one of {', '.join(allowed)} "
+            f"([web] {what}_reasons)",
+            EX_USAGE,
+        )
+
+
+def _decide(args: argparse.Namespace, cfg: Config, action: str) -> int:
+    try:
+        store = open_store(cfg.store.url, create=False)
+    except StoreError as exc:
+        die(str(exc))
+    with store:
+        try:
+            user = store.get_user(args.user)
+        except StoreError as exc:
+            die(str(exc))
+        if user is None or user.disabled:
+            why = (
+                "is disabled" if user is not None else "is not a review user (sendguard users add)"
+            )
+            print(f"sendguard: {args.user!r} {why}", file=sys.stderr)
+            return EX_NOPERM
+        reviewer = user.role in (Role.REVIEWER, Role.ADMIN)
+        try:
+            out = asyncio.run(_run_decision(cfg, store, action, args, reviewer))
+        except HoldNotFound:
+            print(f"sendguard: no hold with id {args.hold_id!r}", file=sys.stderr)
+            return EX_NOTFOUND
+        except (StoreError, SecretError) as exc:
+            die(str(exc))
+    if args.json:
+        print(json.dumps(out.as_dict(), indent=2))
+    else:
+        print(f"{out.hold_id}: {out.status.value}: {out.message}")
+        if out.reply:
+            print(f"  next hop: {out.reply}")
+    return 0 if out.done else EX_NOTDONE
+
+
+async def _run_decision(
+    cfg: Config, store: Store, action: str, args: argparse.Namespace, reviewer: bool
+) -> Outcome:
+    rc = cfg.relay
+    host, port = parse_host_port(rc.next_hop)
+    hop = NextHop(
+        host,
+        port,
+        local_hostname=rc.hostname or "sendguard",
+        connections=1,
+        timeout=rc.next_hop_timeout,
+        tls=rc.next_hop_tls,
+        username=rc.next_hop_username,
+        password=rc.next_hop_password.get_secret_value() if rc.next_hop_password else None,
+    )
+    try:
+        service = ReviewService.from_config(cfg, store, hop, node=f"cli:{args.user}")
+        if action == "release":
+            out = await service.release(
+                args.hold_id, actor=args.user, reason=args.reason, reviewer=reviewer
+            )
+        else:
+            out = await service.cancel(args.hold_id, actor=args.user, reason=args.reason)
+        await service.deliver_callbacks()  # at once if it can; the relay's jobs retry
+        return out
+    finally:
+        await hop.close()
+
+
 def _list(args: argparse.Namespace) -> int:
     since = None
     if args.since:
@@ -81,12 +217,10 @@ def _list(args: argparse.Namespace) -> int:
             since = since.replace(tzinfo=UTC)
     with _open(args) as store:
         try:
-            holds = store.list(
-                status=HoldStatus(args.status) if args.status else None,
-                since=since,
-                limit=args.limit,
-            )
-            total = store.count(status=HoldStatus(args.status) if args.status else None)
+            status = HoldStatus(args.status) if args.status else None
+            kind = HoldKind(args.kind) if args.kind else None
+            holds = store.list(status=status, since=since, limit=args.limit, kind=kind)
+            total = store.count(status=status, kind=kind)
         except StoreError as exc:
             die(str(exc))
     if args.json:
@@ -95,15 +229,26 @@ def _list(args: argparse.Namespace) -> int:
     if not holds:
         print("nothing held")
         return 0
-    print(f"{'HOLD ID':<13} {'RECEIVED (UTC)':<19} {'STATUS':<9} {'RCPT':>4}  {'NOTIFIED':<8}  WHY")
+    print(
+        f"{'HOLD ID':<13} {'RECEIVED (UTC)':<19} {'KIND':<6} {'STATUS':<9} {'RCPT':>4}  "
+        f"{'NOTIFIED':<8}  {'REVIEW':<9} WHY"
+    )
     for h in holds:
         print(
-            f"{h.hold_id:<13} {h.created_at:%Y-%m-%d %H:%M:%S} {h.status.value:<9} "
-            f"{len(h.held_recipients):>4}  {h.notify_status.value:<8}  {', '.join(h.codes)}"
+            f"{h.hold_id:<13} {h.created_at:%Y-%m-%d %H:%M:%S} {h.kind.value:<6} "
+            f"{h.status.value:<9} {len(h.held_recipients):>4}  {h.notify_status.value:<8}  "
+            f"{_review_flag(h):<9} {', '.join(h.codes)}"
         )
     if total > len(holds):
         print(f"({len(holds)} of {total} shown; --limit shows more)")
     return 0
+
+
+def _review_flag(h: HoldSummary | HeldMessage) -> str:
+    """`reviewer` (a reviewer must decide), `delayed` (delay-and-recall), or `-`."""
+    if h.requires_reviewer:
+        return "reviewer"
+    return "delayed" if h.release_at is not None else "-"
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -125,6 +270,10 @@ def _show(args: argparse.Namespace) -> int:
     env = held.envelope
     print(f"hold:        {held.hold_id} ({held.status.value})")
     print(f"received:    {held.created_at:%Y-%m-%d %H:%M:%S} UTC from {env.peer or '?'}")
+    if held.kind is not HoldKind.EMAIL:
+        print(f"kind:        {held.kind.value} (held over HTTP)")
+    for line in _review_lines(held):
+        print(line)
     print(f"sender:      {env.mail_from or '<>'}")
     held_set = set(held.held_recipients)
     for i, r in enumerate(env.recipients):
@@ -149,6 +298,53 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _when(dt: datetime | None) -> str:
+    return f"{dt:%Y-%m-%d %H:%M:%S} UTC" if dt else "-"
+
+
+def _review_lines(held: HeldMessage) -> list[str]:
+    lines = []
+    if held.requires_reviewer:
+        lines.append("review:      a reviewer must decide")
+    if held.release_at is not None:
+        lines.append(f"review:      delay-and-recall, sent at {_when(held.release_at)}")
+    if held.expires_at is not None:
+        lines.append(f"expires:     {_when(held.expires_at)}")
+    if held.decided_by:
+        reason = f" ({held.reason})" if held.reason else ""
+        lines.append(f"decided:     {_when(held.decided_at)} by {held.decided_by}{reason}")
+    if held.release_attempts:
+        lines.append(f"release:     {held.release_attempts} attempt(s)")
+        if held.release_reply:
+            lines.append(f"             next hop said: {held.release_reply}")
+        if held.release_error and held.status is not HoldStatus.RELEASED:
+            lines.append(f"             last error: {held.release_error}")
+        if held.release_next_at:
+            lines.append(f"             next attempt: {_when(held.release_next_at)}")
+    if held.purged_at is not None:
+        lines.append(f"purged:      {_when(held.purged_at)} (content deleted)")
+    return lines
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+def _review_json(h: HoldSummary | HeldMessage) -> dict[str, Any]:
+    return {
+        "kind": h.kind.value,
+        "patients": list(h.patients),
+        "requires_reviewer": h.requires_reviewer,
+        "release_at": _iso(h.release_at),
+        "expires_at": _iso(h.expires_at),
+        "decided_by": h.decided_by,
+        "decided_at": _iso(h.decided_at),
+        "reason": h.reason,
+        "release_attempts": h.release_attempts,
+        "release_next_at": _iso(h.release_next_at),
+    }
+
+
 def _summary_json(h: HoldSummary) -> dict[str, Any]:
     return {
         "hold_id": h.hold_id,
@@ -161,6 +357,7 @@ def _summary_json(h: HoldSummary) -> dict[str, Any]:
         "action": h.action,
         "codes": list(h.codes),
         "notify_status": h.notify_status.value,
+        **_review_json(h),
     }
 
 
@@ -188,4 +385,9 @@ def _held_json(h: HeldMessage) -> dict[str, Any]:
             "error": h.notify_error,
             "sent_at": h.notified_at.isoformat() if h.notified_at else None,
         },
+        **_review_json(h),
+        "release_reply": h.release_reply,
+        "release_error": h.release_error,
+        "released_at": _iso(h.released_at),
+        "purged_at": _iso(h.purged_at),
     }
