@@ -4,6 +4,7 @@
     POST /v1/admin/reload                 (admin token)          -> what was loaded
     GET  /healthz                         (open, no data)        -> 200 / 503
     GET  /metrics                         (open, no data)        -> Prometheus text
+    /v1/held..., the reviewer UI          (with `web`: api.webapp, docs/web.md)
 
 A check answers with exactly the JSON the library's `Verdict` gives
 (`model_dump(mode="json")`), so the HTTP API and the Python API cannot
@@ -17,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, status
@@ -37,6 +38,7 @@ from sendguard.api.models import (
 )
 from sendguard.api.service import ApiService, ReloadFailed
 from sendguard.api.tokens import ApiToken, Role
+from sendguard.api.webapp import WebContext, install_web
 from sendguard.core.models import Channel, Verdict
 
 __all__ = ["create_app"]
@@ -53,8 +55,10 @@ _CHECK_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _authenticate(service: ApiService, need: Role) -> Callable[..., ApiToken]:
-    def dependency(
+def _authenticate(service: ApiService, need: Role) -> Callable[..., Awaitable[ApiToken]]:
+    # async although it awaits nothing: FastAPI runs a plain `def` dependency in a
+    # worker thread, a hop that cost more than the whole check.
+    async def dependency(
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> ApiToken:
         if creds is None:
@@ -80,9 +84,12 @@ def _authenticate(service: ApiService, need: Role) -> Callable[..., ApiToken]:
     return dependency
 
 
-def create_app(service: ApiService, *, watch: bool | None = None) -> FastAPI:
+def create_app(
+    service: ApiService, *, watch: bool | None = None, web: WebContext | None = None
+) -> FastAPI:
     """The ASGI application over `service`. `watch` (default `[api] watch`)
-    reloads directory and rules when their files change, while it runs."""
+    reloads directory and rules when their files change, while it runs.
+    `web` adds the reviewer UI and `/v1/held` (`api.webapp`)."""
     cfg = service.config.api
     watching = cfg.watch if watch is None else watch
 
@@ -252,6 +259,8 @@ def create_app(service: ApiService, *, watch: bool | None = None) -> FastAPI:
         await service.refresh_hold_metrics()
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
+    if web is not None:
+        install_web(app, web, tokens=service.tokens)
     app.add_middleware(BodyLimit, limit=cfg.max_body)
     app.add_middleware(RequestLog, metrics=service.metrics)
     return app

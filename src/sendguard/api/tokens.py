@@ -6,7 +6,7 @@
     sendguard api-token revoke emis-web
 
 The tokens file (`[api] tokens_file`) is TOML, one `[[token]]` table per
-token with its `name`, `role` (`check` or `admin`), `sha256` and `created`.
+token with its `name`, `role` (`check`, `reviewer` or `admin`), `sha256` and `created`.
 A stolen copy of the file gives no working token: a token is 256 random
 bits, so its hash cannot be reversed or guessed.
 
@@ -56,9 +56,12 @@ _HEADER = (
 
 
 class Role(StrEnum):
-    """`check` may call the check endpoints; `admin` may also reload."""
+    """`check` may call the check endpoints (and read, cancel or release a
+    hold that needs no reviewer); `reviewer` may also list holds and decide
+    any; `admin` may do all that and reload."""
 
     CHECK = "check"
+    REVIEWER = "reviewer"
     ADMIN = "admin"
 
 
@@ -113,7 +116,7 @@ def read_tokens(path: Path) -> list[ApiToken]:
         if name in names:
             raise TokenFileError(f"{where}: the name {name!r} is used twice")
         if role not in tuple(Role):
-            raise TokenFileError(f"{where} ({name}): `role` must be check or admin")
+            raise TokenFileError(f"{where} ({name}): `role` must be check, reviewer or admin")
         if not isinstance(digest, str) or not _SHA256.match(digest):
             raise TokenFileError(f"{where} ({name}): `sha256` must be 64 lowercase hex digits")
         names.add(name)

@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--role",
         choices=[r.value for r in Role],
         default=Role.CHECK.value,
-        help="check: the check endpoints; admin: also reload (default check)",
+        help="check: the check endpoints; reviewer: also list and decide holds (/v1/held); "
+        "admin: also reload (default check)",
     )
     add.set_defaults(func=_add)
     ls = cmds.add_parser(
