@@ -29,6 +29,7 @@ from sendguard.api.logs import log_event
 from sendguard.api.metrics import Metrics
 from sendguard.api.service import ApiService, ReloadFailed
 from sendguard.api.tokens import TokenTable
+from sendguard.api.webserve import WebRuntime
 from sendguard.config import Config, parse_host_port
 from sendguard.guard import Guard
 from sendguard.relay.logsafe import describe_error
@@ -92,6 +93,7 @@ class ApiServer:
         self.guard = guard
         self.relay: Relay | None = None
         self.service: ApiService | None = None
+        self.web: WebRuntime | None = None
         self.metrics = Metrics()
         self._sock: socket.socket | None = None
         self._server: _Uvicorn | None = None
@@ -148,7 +150,13 @@ class ApiServer:
         self.metrics.observe_load(
             len(self.guard.directory), len(self.guard.rules.rules), time.time(), load_s
         )
-        app = create_app(self.service)
+        try:  # the reviewer UI and /v1/held (api.webserve)
+            hop = self.relay.next_hop if self.relay is not None else None
+            self.web = await WebRuntime.start(self.config, store=store, next_hop=hop)
+        except ValueError as exc:
+            await self.stop()
+            raise ServeError(str(exc)) from None
+        app = create_app(self.service, web=self.web.context)
         config = uvicorn.Config(
             app,
             log_config=None,
@@ -202,6 +210,8 @@ class ApiServer:
                 await self._task
         for t in list(self._reloads):
             t.cancel()
+        if self.web is not None:
+            await self.web.stop()
         if self.relay is not None:
             await self.relay.stop()
         if self.service is not None:
