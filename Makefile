@@ -4,8 +4,8 @@
 
 .PHONY: demo test lint setup
 
-# Debian packages the integration tests drive; installed by scripts/setup.sh when root.
-export SENDGUARD_APT_PACKAGES ?= postfix swaks
+# Debian packages the integration and browser tests drive; installed by scripts/setup.sh when root.
+export SENDGUARD_APT_PACKAGES ?= postfix swaks chromium
 
 setup:
 	@scripts/setup.sh
