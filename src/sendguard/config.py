@@ -260,7 +260,9 @@ class WebConfig(_Section):
     trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
     """Addresses of the reverse proxies whose `trusted_user_header` is believed."""
     login_max_failures: int = Field(default=5, ge=1)
-    """Failed sign-ins per user name, and per client address, before more are refused."""
+    """Failed sign-ins per user name before more are refused."""
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    """Failed sign-ins per client address (a whole practice may share one)."""
     login_lockout: float = Field(default=900.0, gt=0)
     """Seconds over which failed sign-ins are counted (and refused once too many)."""
     sender_addresses: dict[str, list[str]] = Field(default_factory=dict)

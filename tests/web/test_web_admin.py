@@ -53,6 +53,12 @@ def test_an_admin_adds_disables_and_resets_users(client: TestClient, store: Stor
     assert page.status_code == 200
     assert "rita" in page.text
     token = csrf_of(page)
+    for bad in ("a/b", "two words", "<b>", ""):
+        r = client.post(
+            "/admin/users",
+            data={"csrf": token, "username": bad, "role": "reviewer", "password": "p" * 20},
+        )
+        assert r.status_code == 400, bad
     r = client.post(
         "/admin/users",
         data={"csrf": token, "username": "nina", "role": "reviewer", "password": "short"},

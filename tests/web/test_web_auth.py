@@ -89,7 +89,31 @@ def test_failed_sign_ins_are_limited_per_user_name(client: TestClient, store: St
     assert r.status_code == 429
     assert "Too many failed sign-ins" in r.text
     assert store.audit_entries(event="login")[-1].details["reason"] == "throttled"
-    assert login(client, "adam").status_code == 429  # same address: limited too
+    assert login(client, "adam").status_code == 303  # others at the same address are not
+
+
+def test_failed_sign_ins_are_limited_per_address(
+    tmp_path_factory: pytest.TempPathFactory, store: Store, review: ReviewService, guard: Guard
+) -> None:
+    from conftest import make_client, write_config
+
+    extra = 'login_max_failures_per_address = 3\ntrusted_proxies = ["10.9.0.0/16"]'
+    cfg = write_config(tmp_path_factory.mktemp("limits"), 25, extra)
+    with make_client(cfg, store, review, guard, peer=("10.9.1.2", 40000)) as c:
+
+        def attempt(user: str, password: str, client: str) -> int:
+            c.cookies.clear()
+            form = c.get("/login")
+            data = {"username": user, "password": password, "csrf": csrf_of(form)}
+            headers = {"X-Forwarded-For": f"203.0.113.9, {client}"}
+            return c.post("/login", data=data, headers=headers, follow_redirects=False).status_code
+
+        for user in ("rita", "adam", "apatel"):
+            assert attempt(user, "wrong", "192.0.2.1") == 401
+        assert attempt("bjones", PASSWORD, "192.0.2.1") == 429  # that address is limited
+        assert attempt("bjones", PASSWORD, "192.0.2.2") == 303  # behind the same proxy
+    entries = store.audit_entries(event="login")
+    assert entries[0].details["address"] == "192.0.2.1"
 
 
 def test_sign_in_form_needs_its_csrf_value(client: TestClient) -> None:
@@ -111,7 +135,14 @@ def test_sign_in_never_redirects_to_another_site(client: TestClient) -> None:
         assert r.status_code == 303
         return str(r.headers["location"])
 
-    for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example", ""):
+    for target in (
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "",
+    ):
         assert sign_in(target) == "/held"
     assert sign_in("/report?since=2026-01-01") == "/report?since=2026-01-01"
     client.cookies.clear()

@@ -161,15 +161,21 @@ def _sender(hold: HoldSummary | HeldMessage) -> str:
 
 class LoginLimiter:
     """Failed sign-ins counted per user name and per client address over a
-    sliding window; once either reaches the limit, attempts are refused
+    sliding window; once either reaches its limit, attempts are refused
     (without checking the password) until old failures leave the window."""
 
     MAX_KEYS = 100_000  # memory bound: the oldest keys are dropped beyond it
 
     def __init__(
-        self, max_failures: int, window: float, clock: Callable[[], float] = time.monotonic
+        self,
+        max_failures: int,
+        window: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_per_address: int | None = None,
     ) -> None:
         self.max_failures = max_failures
+        self.max_per_address = max_per_address or max_failures
         self.window = window
         self._clock = clock
         self._fails: dict[str, deque[float]] = {}
@@ -191,10 +197,11 @@ class LoginLimiter:
 
     def blocked(self, username: str, address: str) -> bool:
         now = self._clock()
+        user, addr = self._keys(username, address)
         with self._lock:
-            return any(
-                len(self._recent(k, now)) >= self.max_failures
-                for k in self._keys(username, address)
+            return (
+                len(self._recent(user, now)) >= self.max_failures
+                or len(self._recent(addr, now)) >= self.max_per_address
             )
 
     def failed(self, username: str, address: str) -> None:
@@ -295,18 +302,34 @@ class Sessions:
             self._revoked[body["s"]] = until
 
     # -- proxy sign-in -----------------------------------------------------
-    def proxy_user(self, client: str | None, header_value: str | None) -> str | None:
-        """The user name a trusted proxy vouches for, or None."""
-        if self.config.trusted_user_header is None or not header_value or client is None:
-            return None
+    def trusted_proxy(self, client: str | None) -> bool:
+        if client is None or not self._proxies:
+            return False
         try:
             addr = ipaddress.ip_address(client)
         except ValueError:
+            return False
+        return any(addr in net for net in self._proxies)
+
+    def proxy_user(self, client: str | None, header_value: str | None) -> str | None:
+        """The user name a trusted proxy vouches for, or None."""
+        if self.config.trusted_user_header is None or not header_value:
             return None
-        if not any(addr in net for net in self._proxies):
+        if not self.trusted_proxy(client):
             return None
         name = header_value.strip()
         return name if 0 < len(name) <= 200 else None
+
+    def client_address(self, client: str | None, forwarded_for: str | None) -> str:
+        """Who is signing in, for the per-address limit and the audit log:
+        behind a trusted proxy the last address it added to X-Forwarded-For."""
+        if forwarded_for and self.trusted_proxy(client):
+            last = forwarded_for.split(",")[-1].strip()
+            try:
+                return str(ipaddress.ip_address(last))
+            except ValueError:
+                pass
+        return client or "unknown"
 
     # -- principals and CSRF -----------------------------------------------
     def principal(self, user: User, binding: str, via: str) -> Principal:

@@ -112,7 +112,8 @@ async def login(request: Request) -> Response:
     username = values.get("username", "").strip()[:200]
     password = values.get("password", "")
     nxt = safe_next(values.get("next"))
-    address = request.client.host if request.client else "unknown"
+    client = request.client.host if request.client else None
+    address = ctx.sessions.client_address(client, request.headers.get("x-forwarded-for"))
     _note(event="login")
     user = await ctx.io(ctx.store.get_user, username) if username else None
     if ctx.limiter.blocked(username, address):

@@ -12,6 +12,7 @@ Every user change is audited by the store with the admin as actor.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
@@ -40,6 +41,7 @@ Reviewer = Annotated[Principal, Depends(require_reviewer)]
 Admin = Annotated[Principal, Depends(require_admin)]
 REPORT_WEEKS = 12  # the default span of the report
 MIN_PASSWORD = passwords.MIN_PASSWORD_LENGTH
+_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
 
 
 # -- near-miss report --------------------------------------------------------
@@ -204,9 +206,12 @@ async def add_user(request: Request, user: Admin) -> Response:
     name = form.get("username", "").strip()
     role = form.get("role", "")
     password = form.get("password", "")
-    if not name or len(name) > 200 or any(c.isspace() or c in "<>\"'" for c in name):
+    if not _USER_NAME.fullmatch(name):
         return await _users_page(
-            request, message="A user name has no spaces or quotes.", ok=False, status=400
+            request,
+            message="A user name is 1-100 letters, digits, '.', '_', '-' or '@'.",
+            ok=False,
+            status=400,
         )
     if role not in {r.value for r in Role}:
         return await _users_page(request, message="Choose a role.", ok=False, status=400)

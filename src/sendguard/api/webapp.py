@@ -169,7 +169,11 @@ class WebContext:
         web = config.web
         signer = Signer(load_secret(web.session_secret_file))
         sessions = Sessions(web, signer) if clock is None else Sessions(web, signer, clock)
-        limiter = LoginLimiter(web.login_max_failures, web.login_lockout)
+        limiter = LoginLimiter(
+            web.login_max_failures,
+            web.login_lockout,
+            max_per_address=web.login_max_failures_per_address,
+        )
         return cls(
             config=config,
             sessions=sessions,
@@ -340,8 +344,11 @@ def redirect(path: str) -> RedirectResponse:
 
 
 def safe_next(target: str | None) -> str:
-    """A local path to go to after signing in (never another site)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """A local path to go to after signing in (never another site: browsers
+    drop tabs and newlines from URLs and read a backslash as a slash)."""
+    if not target or len(target) > 2000 or not target.startswith("/"):
+        return "/held"
+    if any(c <= " " or c == "\\" for c in target) or target.startswith("//"):
         return "/held"
     return target
 
