@@ -1,0 +1,68 @@
+"""The [api] configuration: safe defaults, environment overrides, the sample file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from sendguard.config import ApiConfig, ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_defaults_are_safe() -> None:
+    cfg = load_config(None, environ={})
+    assert cfg.api.listen == "127.0.0.1:8025"  # loopback only
+    assert cfg.api.max_body == 256 * 1024
+    assert cfg.api.watch is False
+    assert cfg.api.relay is False
+
+
+def test_relative_paths_are_relative_to_the_file_and_env_overrides(tmp_path: Path) -> None:
+    f = tmp_path / "etc" / "sendguard.toml"
+    f.parent.mkdir()
+    f.write_text('[api]\ntokens_file = "tokens.toml"\nwatch = true\n')
+    cfg = load_config(f, environ={"SENDGUARD_API__LISTEN": "[::1]:9000"})
+    assert cfg.api.tokens_file == tmp_path / "etc" / "tokens.toml"
+    assert cfg.api.watch is True
+    assert cfg.api.listen == "[::1]:9000"
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ('listen = "8025"', "api.listen"),
+        ("max_body = 10", "api.max_body"),
+        ("watch_interval = 0", "api.watch_interval"),
+        ("port = 8025", "api.port"),
+    ],
+)
+def test_bad_values_name_the_field(tmp_path: Path, text: str, field: str) -> None:
+    f = tmp_path / "sendguard.toml"
+    f.write_text(f"[api]\n{text}\n")
+    with pytest.raises(ConfigError, match=re.escape(field)):
+        load_config(f, environ={})
+
+
+def test_the_sample_config_documents_every_api_option() -> None:
+    sample = ROOT / "deploy" / "sendguard.toml"
+    cfg = load_config(sample, environ={})
+    assert cfg.api.tokens_file == Path("/etc/sendguard/api-tokens.toml")
+    body = sample.read_text(encoding="utf-8").split("\n[api]\n", 1)[1].split("\n[", 1)[0]
+    documented = set(re.findall(r"^#? ?([a-z0-9_]+) = ", body, re.MULTILINE))
+    assert set(ApiConfig.model_fields) <= documented, set(ApiConfig.model_fields) - documented
+
+
+def test_the_deploy_files_run_sendguard_serve() -> None:
+    unit = (ROOT / "deploy" / "systemd" / "sendguard-api.service").read_text()
+    assert "ExecStart=/opt/sendguard/venv/bin/sendguard serve --config" in unit
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
+    assert "User=sendguard" in unit
+    container = (ROOT / "deploy" / "Containerfile").read_text()
+    assert container.startswith("#")
+    assert "FROM python:3.11-slim" in container
+    assert "USER sendguard" in container
+    assert 'CMD ["serve", "--config", "/etc/sendguard/sendguard.toml"]' in container
+    assert container.index("USER sendguard") < container.index("ENTRYPOINT")
