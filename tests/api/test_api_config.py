@@ -66,3 +66,23 @@ def test_the_deploy_files_run_sendguard_serve() -> None:
     assert "USER sendguard" in container
     assert 'CMD ["serve", "--config", "/etc/sendguard/sendguard.toml"]' in container
     assert container.index("USER sendguard") < container.index("ENTRYPOINT")
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_directory_stats_reads_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    from api_support import DEMO
+
+    from sendguard.cli import main
+
+    cfg = tmp_path / "sendguard.toml"
+    cfg.write_text(f'[directory]\nsources = ["{DEMO}"]\nsnapshot = "var/directory.sgd"\n')
+    args = ["directory", "stats"]
+    argv = ["-c", str(cfg), *args] if where == "before" else [*args, "-c", str(cfg)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "entries:   14 " in out
+    assert (tmp_path / "var" / "directory.sgd").exists()  # through the snapshot, as serve loads it
+    assert main(argv) == 0  # and again, from the snapshot
+    assert "entries:   14 " in capsys.readouterr().out

@@ -7,9 +7,9 @@ import time
 from datetime import date
 
 from sendguard.cli._common import die
-from sendguard.config import ConfigError, load_config
+from sendguard.config import Config, ConfigError, load_config
 from sendguard.core.directory import Directory, DirectoryError
-from sendguard.sources import fingerprint, load_directory, save_snapshot
+from sendguard.sources import fingerprint, load_directory, load_or_build, save_snapshot
 
 __all__ = ["register"]
 
@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "all or nothing, every problem reported",
     )
     imp.add_argument("paths", nargs="+", metavar="PATH")
+    _config_option(imp)
     imp.add_argument(
         "--as-of",
         type=date.fromisoformat,
@@ -39,7 +40,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     imp.set_defaults(func=_import)
     st = cmds.add_parser("stats", help="counts and sizes of the configured (or given) directory")
     st.add_argument("paths", nargs="*", metavar="PATH")
+    _config_option(st)
     st.set_defaults(func=_stats)
+
+
+def _config_option(p: argparse.ArgumentParser) -> None:
+    """-c after the action too (`sendguard directory stats -c FILE`), as in the README."""
+    p.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="configuration file whose [directory] is used",
+    )
 
 
 def _load(
@@ -97,6 +110,25 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    d, seconds = _load(args.paths, args.config)
+    cfg = _config(args.config)
+    snapshot = cfg.directory.snapshot
+    if args.paths or snapshot is None:
+        d, seconds = _load(args.paths, args.config)
+    else:  # as the relay and `sendguard serve` load it: through the snapshot
+        if not cfg.directory.sources:
+            die("no directory files: give paths or a --config with [directory] sources")
+        t0 = time.perf_counter()
+        try:
+            d = load_or_build(cfg.directory.sources, snapshot, region=cfg.directory.region)
+        except (DirectoryError, OSError) as exc:
+            die(str(exc))
+        seconds = time.perf_counter() - t0
     _print_stats(d, seconds)
     return 0
+
+
+def _config(path: str | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        die(str(exc))
