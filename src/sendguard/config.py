@@ -363,6 +363,18 @@ class Config(_Section):
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     source: Path | None = Field(default=None, exclude=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _every_section(cls, data: Any) -> Any:
+        """Validate a missing section as an empty one, so that its default
+        paths are relative to the file too (a default_factory has no context)."""
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                kind = field.annotation
+                if isinstance(kind, type) and issubclass(kind, _Section):
+                    data.setdefault(name, {})
+        return data
+
 
 def _env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     for key, value in environ.items():
