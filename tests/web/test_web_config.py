@@ -49,3 +49,12 @@ def test_the_session_key_is_made_once_and_private(tmp_path: Path) -> None:
     path.write_text("not hex\n")
     with pytest.raises(ValueError, match="hex"):
         load_secret(path)
+
+
+def test_keys_default_beside_the_config_file_even_without_a_web_section(tmp_path: Path) -> None:
+    f = tmp_path / "etc" / "sendguard.toml"
+    f.parent.mkdir()
+    f.write_text("[relay]\nnotify = false\n")
+    cfg = load_config(f, environ={})
+    assert cfg.web.session_secret_file == tmp_path / "etc" / "web-session.key"
+    assert cfg.review.secret_file == tmp_path / "etc" / "review-secret.key"
