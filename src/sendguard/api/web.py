@@ -247,7 +247,7 @@ async def _hold_page(
         history=history,
         can_release=undecided and hold.status is not HoldStatus.PENDING and user.may_release(hold),
         can_cancel=undecided and user.may_cancel(hold),
-        needs_reviewer=hold.requires_reviewer and not user.reviewer,
+        needs_reviewer=undecided and hold.requires_reviewer and not user.reviewer,
         release_reasons=ctx.config.web.release_reasons,
         cancel_reasons=ctx.config.web.cancel_reasons,
         outcome=outcome,

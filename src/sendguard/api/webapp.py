@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
@@ -34,10 +35,12 @@ from sendguard.api.auth import (
     Signer,
     load_secret,
 )
+from sendguard.api.logs import log_event
 from sendguard.api.middleware import log_fields
 from sendguard.config import Config
+from sendguard.relay.logsafe import describe_error
 from sendguard.store.base import Store
-from sendguard.store.models import HeldMessage, HoldStatus
+from sendguard.store.models import HeldMessage, HoldStatus, StoreError
 
 if TYPE_CHECKING:
     from sendguard.api.tokens import TokenTable
@@ -65,6 +68,7 @@ __all__ = [
     "set_cookie",
 ]
 
+log = logging.getLogger("sendguard.api")
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -417,6 +421,11 @@ def install_web(app: FastAPI, ctx: WebContext, *, tokens: TokenTable | None = No
             request, "error.html", status=exc.status, title=exc.title, message=exc.message
         )
 
+    async def on_store_error(request: Request, exc: Exception) -> Response:
+        log_event(log, "web_store_error", level=logging.ERROR, error=describe_error(exc))
+        return await on_web_error(request, Unavailable())
+
     app.add_exception_handler(LoginRequired, on_login_required)
     app.add_exception_handler(WebError, on_web_error)
+    app.add_exception_handler(StoreError, on_store_error)
     app.add_middleware(WebHeaders)
