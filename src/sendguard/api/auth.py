@@ -220,10 +220,10 @@ class LoginLimiter:
 
 @dataclass(frozen=True, slots=True)
 class SessionState:
-    """A verified session cookie: whose, its id, and a refreshed cookie
+    """A verified session cookie: the user (as the store has them now), its id,
     value to send back (None when the current one is fresh enough)."""
 
-    username: str
+    user: User
     sid: str
     refreshed: str | None
 
@@ -288,7 +288,7 @@ class Sessions:
         refreshed = None
         if now - float(body["t"]) >= _REFRESH_AFTER:
             refreshed = self.signer.dumps("session", body | {"t": now})
-        return SessionState(username=user.username, sid=body["s"], refreshed=refreshed)
+        return SessionState(user=user, sid=body["s"], refreshed=refreshed)
 
     def revoke(self, cookie: str | None) -> None:
         """Sign out: the session id stays refused until it would have expired."""

@@ -151,10 +151,14 @@ AUDIT_EVENTS = (
     "release_failed",
     "release_retry",
     "release_takeover",
+    "refused",
     "cancel",
     "recall",
     "expire",
     "escalate",
+    "token_use",
+    "callback_queued",
+    "callback",
     "purge",
     "discard",
     "login",
@@ -164,7 +168,10 @@ AUDIT_EVENTS = (
     "user_enable",
     "user_password",
     "user_role",
+    "token_add",
+    "token_revoke",
 )
+"""The events the store, the review workflow and the UI write (the filter's choices)."""
 
 
 # -- users -------------------------------------------------------------------

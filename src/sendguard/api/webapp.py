@@ -278,11 +278,9 @@ async def current_user(request: Request) -> Principal | None:
         if cookie:
             state = await ctx.io(sessions.verify, cookie, ctx.store.get_user)
             if state is not None:
-                user = await ctx.io(ctx.store.get_user, state.username)
-                if user is not None and not user.disabled:
-                    principal = sessions.principal(user, f"session|{state.sid}", "session")
-                    if state.refreshed is not None:
-                        set_cookie(request, SESSION_COOKIE, state.refreshed)
+                principal = sessions.principal(state.user, f"session|{state.sid}", "session")
+                if state.refreshed is not None:
+                    set_cookie(request, SESSION_COOKIE, state.refreshed)
     if principal is not None:
         request.scope["sendguard.principal"] = principal
         fields = log_fields.get()
