@@ -220,8 +220,9 @@ class LoginLimiter:
 
 @dataclass(frozen=True, slots=True)
 class SessionState:
-    """A verified session cookie: the user (as the store has them now), its id,
-    value to send back (None when the current one is fresh enough)."""
+    """A verified session cookie: the user (as the store has them now), the
+    session id, and a refreshed cookie value to send back (None when the
+    current one is fresh enough)."""
 
     user: User
     sid: str
