@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -239,8 +240,6 @@ async def _decide(
     action: Literal["release", "cancel"],
     reason: str,
 ) -> Any:
-    from fastapi.responses import JSONResponse
-
     ctx = ctx_of(request)
     web = ctx.config.web
     allowed = web.release_reasons if action == "release" else web.cancel_reasons
