@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import sys
 from datetime import UTC, datetime
 from email import policy
@@ -185,7 +186,7 @@ async def _run_decision(
     hop = NextHop(
         host,
         port,
-        local_hostname=rc.hostname or "sendguard",
+        local_hostname=rc.hostname or socket.getfqdn(),
         connections=1,
         timeout=rc.next_hop_timeout,
         tls=rc.next_hop_tls,

@@ -80,7 +80,7 @@ class CallbackOutbox:
         self._clock = clock
         self._transport = transport
         self._pending: dict[str, datetime] = {}  # hold id -> not before
-        self._finished: set[str] = set()
+        self._finished: dict[str, datetime] = {}  # hold id -> when it was seen finished
         self._blocked: dict[str, tuple[int, datetime]] = {}  # another node's attempt, since
         self._cursor: datetime | None = None
 
@@ -137,11 +137,14 @@ class CallbackOutbox:
             if len(entries) < _PAGE:
                 break
             offset += _PAGE
+        if self._cursor is not None:  # later passes look back only _OVERLAP: forget the rest
+            old = now - 2 * _OVERLAP
+            self._finished = {h: t for h, t in self._finished.items() if t >= old}
         self._cursor = now
 
     def _finish(self, hold_id: str) -> None:
         self._pending.pop(hold_id, None)
-        self._finished.add(hold_id)
+        self._finished[hold_id] = self._clock()
 
     async def _attempt(self, hold_id: str, now: datetime) -> bool | None:
         """One attempt if one is due: True delivered, False failed, None nothing done."""

@@ -349,7 +349,7 @@ class ReviewService:
             ]
             try:
                 await asyncio.wait(
-                    waits, timeout=self.settings.poll_interval, return_when="FIRST_COMPLETED"
+                    waits, timeout=self.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED
                 )
             finally:
                 for w in waits:
