@@ -51,6 +51,27 @@ def test_no_or_a_wrong_token_is_401_with_a_bearer_challenge(
     assert "action" not in r.json()
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'{"numbr": "9434765919"}', "application/json"),
+        (b"{not json", "application/json"),
+        (b"number=9434765919", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_without_a_token_even_a_bad_body_is_401_and_says_nothing_of_it(
+    anon: TestClient, tokens: dict[str, str], body: bytes, content_type: str
+) -> None:
+    r = anon.post("/v1/check/fax", content=body, headers={"Content-Type": content_type})
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"
+    assert "9434765919" not in r.text
+    wrong = {"Content-Type": content_type, "Authorization": "Bearer sgt_wrong"}
+    assert anon.post("/v1/check/fax", content=body, headers=wrong).status_code == 401
+    right = {"Content-Type": content_type, **auth(tokens["check"])}
+    assert anon.post("/v1/check/fax", content=body, headers=right).status_code == 422
+
+
 def test_a_valid_token_is_let_in_whatever_the_scheme_case(
     anon: TestClient, tokens: dict[str, str]
 ) -> None:

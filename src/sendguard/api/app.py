@@ -21,7 +21,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, status
+from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -84,6 +86,16 @@ def _authenticate(service: ApiService, need: Role) -> Callable[..., Awaitable[Ap
     return dependency
 
 
+_TOKEN_ROUTES = frozenset(
+    {"/v1/check/email", "/v1/check/fax", "/v1/check/letter", "/v1/admin/reload"}
+)
+
+
+def _has_valid_token(service: ApiService, request: Request) -> bool:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and service.tokens.lookup(token.strip()) is not None
+
+
 def create_app(
     service: ApiService, *, watch: bool | None = None, web: WebContext | None = None
 ) -> FastAPI:
@@ -115,6 +127,20 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        """FastAPI reads and validates the body before it asks for the token;
+        a caller without a valid token gets 401 here too, never the details."""
+        route = getattr(request.scope.get("route"), "path", "")
+        if route in _TOKEN_ROUTES and not _has_valid_token(service, request):
+            return JSONResponse(
+                {"detail": "an API token is needed: Authorization: Bearer <token>"},
+                status_code=status.HTTP_401_UNAUTHORIZED,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return await request_validation_exception_handler(request, exc)
+
     checker = Depends(_authenticate(service, Role.CHECK))
     admin = Depends(_authenticate(service, Role.ADMIN))
 
