@@ -67,6 +67,9 @@ def relay_env(tmp_path: Path, ports: Ports) -> dict[str, str]:
         "SENDGUARD_RELAY__NEXT_HOP": f"127.0.0.1:{ports.reinject}",
         "SENDGUARD_RELAY__HOSTNAME": "relay.sendguard.test",
         "SENDGUARD_STORE__URL": f"sqlite:///{tmp_path / 'quarantine.db'}",
+        # the sample's key files sit beside it; keep the test's own in tmp_path
+        "SENDGUARD_REVIEW__SECRET_FILE": str(tmp_path / "review-secret.key"),
+        "SENDGUARD_WEB__SESSION_SECRET_FILE": str(tmp_path / "web-session.key"),
     }
 
 
