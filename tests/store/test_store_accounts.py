@@ -1,8 +1,7 @@
-"""Single-use tokens, users and API tokens on both backends."""
+"""Single-use tokens and users on both backends."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 
 import pytest
@@ -12,10 +11,6 @@ from sendguard.store import Conflict, Role
 from sendguard.store.sql import SqlStore
 
 ARGON = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
-
-
-def sha(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def test_a_token_is_used_once(store: SqlStore, clock: Clock) -> None:
@@ -79,45 +74,3 @@ def test_users(store: SqlStore, clock: Clock) -> None:
     ]
     assert audit[1].actor == "alice"
     assert all("argon2" not in str(e.details) for e in audit)  # no password hashes
-
-
-def test_api_tokens(store: SqlStore, clock: Clock) -> None:
-    token = store.add_api_token("practice system", sha("s3cret"), "sender", ["check", "hold"])
-    assert (token.name, token.role, token.scopes, token.last_used) == (
-        "practice system",
-        Role.SENDER,
-        ("check", "hold"),
-        None,
-    )
-    with pytest.raises(Conflict):
-        store.add_api_token("again", sha("s3cret"), "sender")
-    with pytest.raises(ValueError, match="SHA-256"):
-        store.add_api_token("bad", "s3cret", "sender")
-    found = store.find_api_token(sha("s3cret"))
-    assert found is not None
-    assert found.token_id == token.token_id
-    assert found.scopes == ("check", "hold")
-    assert store.find_api_token(sha("wrong")) is None
-    assert store.list_api_tokens()[0].last_used == clock.now  # recorded by the lookup
-    first_use = clock.now
-    clock.advance(seconds=30)
-    store.find_api_token(sha("s3cret"))
-    assert store.list_api_tokens()[0].last_used == first_use  # at most once a minute
-    clock.advance(seconds=31)
-    store.find_api_token(sha("s3cret").upper())
-    assert store.list_api_tokens()[0].last_used == clock.now
-    other = store.add_api_token("ui", sha("other"), Role.ADMIN, actor="bob")
-    assert other.created_by == "bob"
-    assert store.revoke_api_token(token.token_id, actor="bob")
-    assert not store.revoke_api_token(token.token_id)
-    assert not store.revoke_api_token("nosuchtoken")
-    assert store.find_api_token(sha("s3cret")) is None
-    assert [t.token_id for t in store.list_api_tokens()] == [other.token_id]
-    revoked = [t for t in store.list_api_tokens(include_revoked=True) if t.revoked_at]
-    assert [t.token_id for t in revoked] == [token.token_id]
-    events = [(e.event, e.details.get("token_id")) for e in store.audit_entries()]
-    assert events == [
-        ("token_add", token.token_id),
-        ("token_add", other.token_id),
-        ("token_revoke", token.token_id),
-    ]

@@ -57,11 +57,56 @@ def test_tables_live_in_their_schema(pg_backend: Backend) -> None:
     tables = {
         r[0] for r in pg_backend.raw("SELECT tablename FROM pg_tables WHERE schemaname = ?", schema)
     }
-    assert {"holds", "audit_log", "audit_head", "used_tokens", "users", "api_tokens"} <= tables
+    assert {"holds", "audit_log", "audit_head", "used_tokens", "users"} <= tables
+    assert "api_tokens" not in tables  # API tokens live in the HTTP API's file
     with store._read() as db:  # type: ignore[attr-defined]
         row = db.execute("SHOW synchronous_commit").one()
     assert row is not None
     assert row["synchronous_commit"] != "off"
+
+
+def test_a_version_1_schema_loses_its_api_tokens_table(pg_available: None) -> None:
+    """A quarantine made before the store's unused API-token table was
+    dropped upgrades in place: the table goes, holds and users stay."""
+    schema = new_schema()
+    try:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+            conn.execute(f"SET search_path TO {schema}")
+            with conn.transaction():
+                conn.execute(MIGRATIONS[0].encode())
+                conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+                conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+                conn.execute(
+                    "INSERT INTO api_tokens VALUES ('t1', 'emis', %s, 'sender', '[]', now(), "
+                    "'system', NULL, NULL)",
+                    ("ab" * 32,),
+                )
+                conn.execute(
+                    "INSERT INTO users VALUES ('alice', 'reviewer', '$argon2id$x', false, "
+                    "now(), now())"
+                )
+        store = PostgresStore(pg_url(schema))
+        try:
+            assert store.schema_version == len(MIGRATIONS) == 2
+            with store._read() as db:
+                rows = db.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = ?", (schema,)
+                ).all()
+            tables = {r["tablename"] for r in rows}
+            assert "api_tokens" not in tables
+            assert {"holds", "audit_log", "users", "used_tokens"} <= tables
+            assert store.get_user("alice") is not None
+            hold_id = store.hold(RAW, ENV, verdict("x"))
+            assert store.get(hold_id) is not None
+            assert store.verify_audit().ok
+        finally:
+            store.close()
+        again = PostgresStore(pg_url(schema))  # opens again without migrating twice
+        assert again.schema_version == 2
+        again.close()
+    finally:
+        drop_schema(schema)
 
 
 def test_a_newer_schema_is_refused(pg_backend: Backend) -> None:

@@ -105,6 +105,36 @@ def test_a_version_1_database_upgrades_in_place(tmp_path: Path) -> None:
     SqliteStore(path).close()  # and opens again without migrating twice
 
 
+def test_a_version_2_database_loses_its_api_tokens_table(tmp_path: Path) -> None:
+    """API tokens live in the HTTP API's file; the store's unused table goes."""
+    path = tmp_path / "v2.db"
+    with SqliteStore(path) as s:
+        hold_id = s.hold(RAW, ENV, verdict("x"))
+        s.add_user("alice", "reviewer", "$argon2id$x")
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("DROP TABLE IF EXISTS api_tokens")
+    for statement in _statements(MIGRATIONS[1]):  # the table as version 2 made it
+        if "api_tokens" in statement:
+            db.execute(statement)
+    db.execute(
+        "INSERT INTO api_tokens VALUES ('t1', 'emis', ?, 'sender', '[]', "
+        "'2026-11-01T10:00:00.000000Z', 'system', NULL, NULL)",
+        ("ab" * 32,),
+    )
+    db.execute("UPDATE schema_version SET version = 2")
+    db.close()
+    s = SqliteStore(path)
+    assert s.schema_version == len(MIGRATIONS) == 3
+    tables = {r[0] for r in s._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "api_tokens" not in tables
+    assert {"holds", "audit_log", "users", "used_tokens"} <= tables
+    assert s.get(hold_id) is not None
+    assert s.get_user("alice") is not None
+    assert s.verify_audit().ok
+    assert not hasattr(s, "add_api_token")
+    s.close()
+
+
 def test_the_audit_log_refuses_updates_and_deletes(tmp_path: Path) -> None:
     path = tmp_path / "h.db"
     with SqliteStore(path) as s:

@@ -13,7 +13,6 @@ only when a PostgreSQL store is opened.
 from __future__ import annotations
 
 from sendguard.store.base import (
-    ApiToken,
     AuditEntry,
     AuditReport,
     Conflict,
@@ -34,7 +33,6 @@ from sendguard.store.base import (
 from sendguard.store.sqlite import SqliteStore
 
 __all__ = [
-    "ApiToken",
     "AuditEntry",
     "AuditReport",
     "Conflict",

@@ -29,7 +29,6 @@ from typing import Any
 
 from sendguard.core.models import Verdict
 from sendguard.store.models import (
-    ApiToken,
     AuditEntry,
     AuditReport,
     Conflict,
@@ -48,7 +47,6 @@ from sendguard.store.models import (
 )
 
 __all__ = [
-    "ApiToken",
     "AuditEntry",
     "AuditReport",
     "Conflict",
@@ -70,7 +68,7 @@ __all__ = [
 
 class Store(abc.ABC):
     """A quarantine of held sends, with its audit log, single-use token
-    ledger, users and API tokens (SQLite or PostgreSQL)."""
+    ledger and review users (SQLite or PostgreSQL)."""
 
     # -- holds -------------------------------------------------------------
     @abc.abstractmethod
@@ -290,7 +288,7 @@ class Store(abc.ABC):
         earlier report, kept elsewhere, must still be in the chain: that also
         catches a rewrite by someone who recomputed every hash."""
 
-    # -- users and API tokens ----------------------------------------------
+    # -- users -----------------------------------------------------------
     @abc.abstractmethod
     def add_user(
         self, username: str, role: Role | str, password_hash: str, *, actor: str = "system"
@@ -313,32 +311,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def disable_user(self, username: str, *, actor: str = "system", disabled: bool = True) -> bool:
         """Disable (or with disabled=False, enable) a user; False if unknown."""
-
-    @abc.abstractmethod
-    def add_api_token(
-        self,
-        name: str,
-        token_sha256: str,
-        role: Role | str,
-        scopes: Sequence[str] = (),
-        *,
-        actor: str = "system",
-    ) -> ApiToken:
-        """Record an API token by the SHA-256 (hex) of its secret; raises
-        Conflict if that hash is already recorded."""
-
-    @abc.abstractmethod
-    def find_api_token(self, token_sha256: str) -> ApiToken | None:
-        """The live (not revoked) token with this hash, or None. Records
-        `last_used` (at most once a minute, to spare the database a write
-        per request)."""
-
-    @abc.abstractmethod
-    def list_api_tokens(self, *, include_revoked: bool = False) -> builtins.list[ApiToken]: ...
-
-    @abc.abstractmethod
-    def revoke_api_token(self, token_id: str, *, actor: str = "system") -> bool:
-        """Revoke a token; False if unknown or already revoked."""
 
     # -- lifecycle ---------------------------------------------------------
     @abc.abstractmethod

@@ -1,5 +1,5 @@
-"""What the quarantine stores and hands back: holds, claims, audit entries,
-users and API tokens. Plain frozen dataclasses, no I/O."""
+"""What the quarantine stores and hands back: holds, claims, audit entries
+and users. Plain frozen dataclasses, no I/O."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ __all__ = [
     "AWAITING_DECISION",
     "DEAD",
     "UNSENT",
-    "ApiToken",
     "AuditEntry",
     "AuditReport",
     "Conflict",
@@ -264,17 +263,3 @@ class User:
     disabled: bool
     created_at: datetime
     updated_at: datetime
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ApiToken:
-    """An API token; only the SHA-256 of the secret is kept."""
-
-    token_id: str
-    name: str
-    role: Role
-    scopes: tuple[str, ...]
-    created_at: datetime
-    created_by: str
-    last_used: datetime | None = None
-    revoked_at: datetime | None = None

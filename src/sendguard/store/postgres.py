@@ -46,7 +46,7 @@ __all__ = ["MIGRATIONS", "PostgresStore", "parse_url"]
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: holds (message bytes last), audit chain, single-use tokens, users,
-    # API tokens: the same columns as SQLite's schema version 2
+    # API tokens (dropped again by 2): the same columns as SQLite's schema version 2
     f"""
     CREATE TABLE holds (
         id text PRIMARY KEY,
@@ -150,6 +150,11 @@ MIGRATIONS: tuple[str, ...] = (
         last_used timestamptz,
         revoked_at timestamptz
     );
+    """,
+    # 2: API tokens live in the HTTP API's own file (api/tokens.py), so that
+    # checks never depend on the database; the table was never used
+    """
+    DROP TABLE IF EXISTS api_tokens;
     """,
 )
 

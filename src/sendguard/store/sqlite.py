@@ -65,7 +65,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX holds_to_notify ON holds (notify_status, notify_next_at);
     """,
     # 2: the review workflow: decisions, release claims, HTTP holds; audit
-    # chain, single-use tokens, users and API tokens
+    # chain, single-use tokens, users and API tokens (dropped again by 3)
     f"""
     ALTER TABLE holds ADD COLUMN kind TEXT NOT NULL DEFAULT 'email';
     ALTER TABLE holds ADD COLUMN patients TEXT NOT NULL DEFAULT '[]';
@@ -139,6 +139,11 @@ MIGRATIONS: tuple[str, ...] = (
         last_used TEXT,
         revoked_at TEXT
     );
+    """,
+    # 3: API tokens live in the HTTP API's own file (api/tokens.py), so that
+    # checks never depend on the database; the table was never used
+    """
+    DROP TABLE IF EXISTS api_tokens;
     """,
 )
 
