@@ -1,6 +1,7 @@
 """The FastAPI application: check endpoints, health, metrics, admin reload.
 
-    POST /v1/check/email | fax | letter   (check or admin token) -> Verdict JSON
+    POST /v1/check/email                  (check or admin token) -> Verdict JSON
+    POST /v1/check/fax | letter           (check or admin token) -> Verdict JSON + hold_id
     POST /v1/admin/reload                 (admin token)          -> what was loaded
     GET  /healthz                         (open, no data)        -> 200 / 503
     GET  /metrics                         (open, no data)        -> Prometheus text
@@ -10,6 +11,12 @@ A check answers with exactly the JSON the library's `Verdict` gives
 (`model_dump(mode="json")`), so the HTTP API and the Python API cannot
 disagree. Checks run on the event loop: they take tens of microseconds to a
 millisecond (the directory is indexed), less than a hop to a thread costs.
+
+A fax or letter the verdict holds is kept in the quarantine (unless the
+request says `"hold": false`) and the answer adds its `hold_id` (and a
+`Location: /v1/held/{id}`); if the quarantine cannot take it the answer is
+503, never a hold without an id. Email checks are advice only: the relay
+holds real mail.
 """
 
 from __future__ import annotations
@@ -21,27 +28,32 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from sendguard.api.logs import log_event
 from sendguard.api.metrics import CONTENT_TYPE
-from sendguard.api.middleware import BodyLimit, RequestLog, log_fields
+from sendguard.api.middleware import BodyLimit, RequestLog, log_fields, request_id
 from sendguard.api.models import (
     EmailCheck,
     ErrorBody,
     FaxCheck,
     HealthBody,
     HealthPart,
+    HeldVerdict,
     LetterCheck,
     ReloadBody,
 )
-from sendguard.api.service import ApiService, ReloadFailed
+from sendguard.api.service import ApiService, HoldFailed, ReloadFailed
 from sendguard.api.tokens import ApiToken, Role
 from sendguard.api.webapp import WebContext, install_web
-from sendguard.core.models import Channel, Verdict
+from sendguard.core.models import Action, Channel, Verdict
+from sendguard.relay.logsafe import describe_error
+from sendguard.store import HoldKind
 
 __all__ = ["create_app"]
 
@@ -55,6 +67,27 @@ _CHECK_RESPONSES: dict[int | str, dict[str, Any]] = {
     **_UNAUTHORIZED,
     413: {"model": ErrorBody, "description": "the request body is larger than [api] max_body"},
 }
+_HOLD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_CHECK_RESPONSES,
+    200: {
+        "description": "the verdict; when the send is held, its `hold_id` and where to poll it",
+        "headers": {
+            "Location": {
+                "description": "/v1/held/{hold_id}, when the send is held",
+                "schema": {"type": "string"},
+            }
+        },
+    },
+    503: {
+        "model": ErrorBody,
+        "description": "the verdict holds the send but the quarantine cannot keep it now: "
+        "nothing is held; do not send, try again",
+    },
+}
+HOLD_UNAVAILABLE = (
+    "the send must be held but the quarantine cannot keep it now; nothing is held: "
+    "do not send it, and try again later"
+)
 
 
 def _authenticate(service: ApiService, need: Role) -> Callable[..., Awaitable[ApiToken]]:
@@ -144,7 +177,7 @@ def create_app(
     checker = Depends(_authenticate(service, Role.CHECK))
     admin = Depends(_authenticate(service, Role.ADMIN))
 
-    def answer(channel: Channel, check: Callable[[], Verdict]) -> Response:
+    def run_check(channel: Channel, check: Callable[[], Verdict]) -> Verdict:
         t0 = time.perf_counter()
         verdict = check()
         seconds = time.perf_counter() - t0
@@ -160,7 +193,58 @@ def create_app(
                 recipients=len(verdict.recipients),
                 check_ms=round(seconds * 1000, 3),
             )
+        return verdict
+
+    def answer(channel: Channel, check: Callable[[], Verdict]) -> Response:
+        verdict = run_check(channel, check)
         return Response(verdict.model_dump_json(), media_type="application/json")
+
+    async def answer_hold(
+        kind: HoldKind, req: FaxCheck | LetterCheck, token: ApiToken, check: Callable[[], Verdict]
+    ) -> Response:
+        """The verdict plus `hold_id`: a held send is kept in the quarantine first."""
+        channel = Channel(kind.value)
+        verdict = run_check(channel, check)
+        hold_id: str | None = None
+        headers: dict[str, str] = {}
+        if verdict.action is Action.HOLD and req.hold:
+            fields = log_fields.get()
+            if fields is None:
+                fields = {}
+            try:
+                hold_id = await service.hold_send(
+                    kind,
+                    req.model_dump(mode="json", exclude={"hold", "callback_url"}),
+                    verdict,
+                    sender=req.sender or f"api:{token.name}",
+                    patients=service.patient_ids(req.patient),
+                    callback_url=req.callback_url,
+                    actor=f"api:{token.name}",
+                    meta={"via": "http", "token": token.name, "request_id": request_id.get()},
+                )
+            except HoldFailed as exc:
+                service.metrics.observe_hold(channel, stored=False)
+                cause = exc.__cause__ or exc
+                log_event(
+                    log,
+                    "hold_failed",
+                    level=logging.WARNING,
+                    channel=channel.value,
+                    request_id=request_id.get(),
+                    error=describe_error(cause),
+                )
+                fields["hold"] = "failed"
+                return JSONResponse(
+                    {"detail": HOLD_UNAVAILABLE},
+                    status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                    headers={"Retry-After": "5"},
+                )
+            service.metrics.observe_hold(channel, stored=True)
+            fields.update(hold="stored", hold_id=hold_id)
+            headers["Location"] = f"/v1/held/{hold_id}"
+        body = verdict.model_dump_json().encode()
+        body = body[:-1] + b',"hold_id":' + orjson.dumps(hold_id) + b"}"
+        return Response(body, media_type="application/json", headers=headers)
 
     @app.post(
         "/v1/check/email",
@@ -170,7 +254,8 @@ def create_app(
         dependencies=[checker],
     )
     async def check_email(req: EmailCheck) -> Response:
-        """Check an email's recipients (and content) before it is sent."""
+        """Check an email's recipients (and content) before it is sent. Advice
+        only: nothing is held here (the relay holds the real message)."""
 
         def run() -> Verdict:
             return service.guard.check_email(
@@ -188,15 +273,17 @@ def create_app(
 
     @app.post(
         "/v1/check/fax",
-        response_model=Verdict,
-        responses=_CHECK_RESPONSES,
+        response_model=HeldVerdict,
+        responses=_HOLD_RESPONSES,
         tags=["check"],
-        dependencies=[checker],
     )
-    async def check_fax(req: FaxCheck) -> Response:
-        """Check a fax number before dialling it."""
-        return answer(
-            Channel.FAX,
+    async def check_fax(req: FaxCheck, token: ApiToken = checker) -> Response:
+        """Check a fax number before dialling it. A held fax is kept for a
+        person to decide: poll `/v1/held/{hold_id}` or give a `callback_url`."""
+        return await answer_hold(
+            HoldKind.FAX,
+            req,
+            token,
             lambda: service.guard.check_fax(
                 req.number, intended=req.intended, patient=req.patient, sender=req.sender
             ),
@@ -204,15 +291,17 @@ def create_app(
 
     @app.post(
         "/v1/check/letter",
-        response_model=Verdict,
-        responses=_CHECK_RESPONSES,
+        response_model=HeldVerdict,
+        responses=_HOLD_RESPONSES,
         tags=["check"],
-        dependencies=[checker],
     )
-    async def check_letter(req: LetterCheck) -> Response:
-        """Check a letter's addressee and postal address before printing."""
-        return answer(
-            Channel.LETTER,
+    async def check_letter(req: LetterCheck, token: ApiToken = checker) -> Response:
+        """Check a letter's addressee and postal address before printing. A
+        held letter is kept for a person to decide, as a fax is."""
+        return await answer_hold(
+            HoldKind.LETTER,
+            req,
+            token,
             lambda: service.guard.check_letter(
                 addressee=req.addressee,
                 address=req.address,

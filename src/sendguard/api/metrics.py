@@ -33,6 +33,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 _CHECK_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1)
 _RELAY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 RELAY_ACTIONS = ("forwarded", "held", "rejected", "deferred")
+HOLD_CHANNELS = (Channel.FAX, Channel.LETTER)  # held over HTTP; email is held by the relay
 
 
 class Metrics:
@@ -63,6 +64,19 @@ class Metrics:
             "sendguard_http_requests",
             "HTTP requests answered, by route and status code",
             ["route", "status"],
+            registry=r,
+        )
+        self.api_holds = Counter(
+            "sendguard_api_holds",
+            "Fax and letter checks held over HTTP (kept in the quarantine), by channel",
+            ["channel"],
+            registry=r,
+        )
+        self.api_hold_failures = Counter(
+            "sendguard_api_hold_failures",
+            "Fax and letter checks that had to be held but could not be stored "
+            "(answered 503), by channel",
+            ["channel"],
             registry=r,
         )
         self.holds_pending = Gauge(
@@ -114,6 +128,9 @@ class Metrics:
             self.check_seconds.labels(ch.value)
             for a in Action:
                 self.checks.labels(ch.value, a.value)
+        for ch in HOLD_CHANNELS:
+            self.api_holds.labels(ch.value)
+            self.api_hold_failures.labels(ch.value)
         for result in ("ok", "failed"):
             self.reloads.labels(result)
         for action in RELAY_ACTIONS:
@@ -126,6 +143,10 @@ class Metrics:
         self.check_seconds.labels(ch).observe(seconds)
         for f in verdict.findings:
             self.findings.labels(ch, f.code).inc()
+
+    def observe_hold(self, channel: Channel, *, stored: bool) -> None:
+        """A check over HTTP that holds: kept in the quarantine, or not (503)."""
+        (self.api_holds if stored else self.api_hold_failures).labels(channel.value).inc()
 
     def observe_load(self, entries: int, rules: int, at: float, seconds: float) -> None:
         """A directory and rule set went into use at `at` (Unix time)."""

@@ -10,6 +10,7 @@ Bounds on lengths keep one request's work proportionate; the body limit
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -23,13 +24,14 @@ from pydantic import (
 )
 from pydantic.json_schema import WithJsonSchema
 
-from sendguard.core.models import Header
+from sendguard.core.models import Header, Verdict
 
 __all__ = [
     "EmailCheck",
     "ErrorBody",
     "FaxCheck",
     "HealthBody",
+    "HeldVerdict",
     "LetterCheck",
     "Recipient",
     "ReloadBody",
@@ -148,7 +150,57 @@ class EmailCheck(_Body):
     secure: bool = Field(default=False, description="the subject carries a [secure] tag")
 
 
-class FaxCheck(_Body):
+# An http(s) URL with a host (a DNS name, IPv4 or [IPv6] address), an optional
+# port up to 65535, and printable ASCII after it; no user name or password.
+# The schema publishes the same pattern, so generated "valid" values are valid.
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+CALLBACK_PATTERN = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+    rf"(?::{_PORT})?(?:[/?#][!-~]*)?$"
+)
+_CALLBACK_RE = re.compile(CALLBACK_PATTERN)
+MAX_CALLBACK_URL = 2000
+
+
+def _callback_url(v: Any) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, str) or len(v) > MAX_CALLBACK_URL or not _CALLBACK_RE.fullmatch(v):
+        raise ValueError(
+            "an http:// or https:// URL with a host name, at most "
+            f"{MAX_CALLBACK_URL} characters, without a user name or password"
+        )
+    return v
+
+
+CallbackUrl = Annotated[
+    str | None,
+    PlainValidator(_callback_url),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "maxLength": MAX_CALLBACK_URL, "pattern": CALLBACK_PATTERN},
+                {"type": "null"},
+            ],
+            "description": "called (POST, JSON) once a person decides on the hold: the "
+            "decision only (hold id, kind, status, decided_by, decided_at, reason)",
+        }
+    ),
+]
+
+
+class _HoldOptions(_Body):
+    """What happens to a fax or letter the verdict holds."""
+
+    hold: bool = Field(
+        default=True,
+        description="keep a held send in the quarantine for a person to decide (the answer's "
+        "`hold_id`); false: advice only, nothing is stored",
+    )
+    callback_url: CallbackUrl = None
+
+
+class FaxCheck(_HoldOptions):
     """`Guard.check_fax`: the number to be dialled and whom it is meant for."""
 
     number: FaxNumber
@@ -159,7 +211,7 @@ class FaxCheck(_Body):
     sender: Text = ""
 
 
-class LetterCheck(_Body):
+class LetterCheck(_HoldOptions):
     """`Guard.check_letter`: addressee and postal address (text or lines)."""
 
     addressee: Text
@@ -170,6 +222,15 @@ class LetterCheck(_Body):
     patient: Refs = None
     intended: Annotated[str, StringConstraints(max_length=200)] | None = None
     sender: Text = ""
+
+
+class HeldVerdict(Verdict):
+    """A fax or letter verdict: the library's `Verdict` JSON plus `hold_id`."""
+
+    hold_id: str | None = Field(
+        description="the hold kept for a person to decide (poll GET /v1/held/{hold_id}); "
+        "null unless the action is hold and the request did not say hold=false"
+    )
 
 
 class ErrorBody(BaseModel):

@@ -4,6 +4,10 @@
 one process: the `Guard` (one directory in memory), the quarantine store
 and the reload path. Reloads are serialised and atomic: a bad directory or
 rule file raises `ReloadFailed` and the running ones stay in use.
+
+`hold_send` keeps a fax or letter that a check holds in the quarantine, for
+a person to decide on (`sendguard.review`); it raises `HoldFailed` when the
+quarantine cannot take it, and the caller must then not answer "held".
 """
 
 from __future__ import annotations
@@ -11,24 +15,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sendguard.api.logs import log_event
 from sendguard.api.metrics import Metrics
 from sendguard.api.tokens import TokenTable
 from sendguard.config import Config, parse_host_port
+from sendguard.core.directory import Kind
+from sendguard.core.models import Verdict
+from sendguard.core.rules import ReviewPlan, ReviewPolicy, RuleSet
 from sendguard.guard import Guard
 from sendguard.relay.logsafe import describe_error
+from sendguard.review.settings import ReviewSettings
 from sendguard.sources import directory_files, rule_files, shipped_rules_dir
-from sendguard.store import HoldStatus, Store, open_store
+from sendguard.store import HoldKind, HoldStatus, Store, open_store
 
-__all__ = ["ApiService", "HealthResult", "ReloadFailed", "ReloadResult"]
+__all__ = ["ApiService", "HealthResult", "HoldFailed", "ReloadFailed", "ReloadResult"]
 
 log = logging.getLogger("sendguard.api")
 HEALTH_TIMEOUT = 2.0  # seconds each health probe may take
+MAX_PATIENTS = 50  # patient references kept with a hold (as the relay keeps)
+
+
+class HoldFailed(Exception):
+    """A send the verdict holds could not be kept in the quarantine (it is
+    down, or refused the write); the cause is chained, never shown."""
 
 
 class ReloadFailed(Exception):
@@ -83,6 +100,8 @@ class ApiService:
         self._store_lock = asyncio.Lock()
         self._reload_lock = asyncio.Lock()
         self.extra_reload = extra_reload
+        self.review_settings = ReviewSettings.from_config(config.review)
+        self._policy: tuple[RuleSet, ReviewPolicy] | None = None
         self.metrics.observe_load(len(guard.directory), len(guard.rules.rules), time.time(), 0.0)
 
     # -- reload ------------------------------------------------------------
@@ -183,6 +202,76 @@ class ApiService:
                 self._store = None
         with contextlib.suppress(Exception):
             await asyncio.to_thread(store.close)
+
+    def review_plan(self, verdict: Verdict) -> ReviewPlan:
+        """How a hold of this verdict is reviewed, from the rules in use:
+        the relay's `ReviewPolicy.plan`, so mail and faxes are judged alike."""
+        rules = self.guard.rules
+        if self._policy is None or self._policy[0] is not rules:  # a reload swapped them
+            self._policy = (rules, ReviewPolicy(rules))
+        return self._policy[1].plan(verdict)
+
+    def patient_ids(self, refs: str | Sequence[str] | None) -> list[str]:
+        """The patients a check names, as directory ids where the directory
+        knows them and as given otherwise (for the hold and its audit entry)."""
+        if refs is None:
+            return []
+        items = [refs] if isinstance(refs, str) else list(refs)
+        directory = self.guard.directory
+        out: list[str] = []
+        for item in items:
+            for ref in (p.strip() for p in re.split(r"[,;]", item)):
+                if not ref:
+                    continue
+                found = [
+                    directory.entry(i).id
+                    for i in directory.find(ref)
+                    if directory.kind(i) is Kind.PATIENT
+                ]
+                out.extend(p for p in found or [ref] if p not in out)
+        return out[:MAX_PATIENTS]
+
+    async def hold_send(
+        self,
+        kind: HoldKind,
+        payload: Mapping[str, Any],
+        verdict: Verdict,
+        *,
+        sender: str,
+        patients: Sequence[str],
+        callback_url: str | None,
+        actor: str,
+        meta: Mapping[str, Any],
+    ) -> str:
+        """Keep a held fax or letter check in the quarantine; its hold id.
+
+        Reviewer-only when the rules say so (`review_plan`); expires after
+        `[review] expire_after`. Raises `HoldFailed` if the quarantine cannot
+        take it: the send must then be treated as not checked.
+        """
+        plan = self.review_plan(verdict)
+        now = datetime.now(UTC)
+        try:
+            store = await self._get_store()
+        except Exception as exc:
+            raise HoldFailed("the quarantine cannot be opened") from exc
+        try:
+            return await asyncio.to_thread(
+                store.hold_send,
+                kind,
+                payload,
+                verdict,
+                sender,
+                callback_url,
+                expires_at=self.review_settings.expires_at(now),
+                requires_reviewer=plan.requires_reviewer,
+                meta=meta,
+                patients=patients,
+                actor=actor,
+            )
+        except Exception as exc:
+            await self._drop_store(store)
+            raise HoldFailed("the quarantine did not take the hold") from exc
 
     async def holds_pending(self) -> int:
         """Holds waiting for a decision; raises if the quarantine cannot say."""
