@@ -242,3 +242,22 @@ async def test_without_a_next_hop_the_relay_job_sends_it(
     assert (await relay.run_due()).released == 1
     [got] = await sink.arrived(1)
     assert got.data.startswith(f"X-Sendguard-Released: {hold_id} by rita\r\n".encode())
+
+
+async def test_a_node_without_a_next_hop_leaves_due_releases_to_a_relay(
+    store: SqlStore, clock: Clock, next_hop: NextHop, sink: Sink
+) -> None:
+    """Its own jobs cannot send mail: claiming a pending release only to hand
+    it back would spend a delivery attempt and two audit entries per pass."""
+    web = make_service(store, None, clock, node="web")
+    relay = make_service(store, next_hop, clock, node="relay", release_attempts=2)
+    hold_id = hold_email(store)
+    await web.release(hold_id, actor="rita", reason="ok", reviewer=True)
+    trail = events(store, hold_id)
+    for _ in range(3):
+        assert (await web.run_due()).total == 0
+    assert events(store, hold_id) == trail
+    assert status_of(store, hold_id) == "pending"
+    assert (await relay.run_due()).released == 1
+    [got] = await sink.arrived(1)
+    assert got.data.startswith(f"X-Sendguard-Released: {hold_id} by rita\r\n".encode())

@@ -291,10 +291,13 @@ class ReviewService:
     async def run_due(self) -> DueCounts:
         """One pass: retries, delay-and-recall releases, takeovers of crashed
         releasers, expiry, purging and callbacks. Safe on several nodes at
-        once: every step is a claim or compare-and-set in the store."""
+        once: every step is a claim or compare-and-set in the store. Without
+        a next hop, email releases are left for a relay's pass to send."""
         now = self._clock()
         n: dict[str, int] = dict.fromkeys(DueCounts.__dataclass_fields__, 0)
         for s in await asyncio.to_thread(self.store.due_releases, now, _BATCH):
+            if self.next_hop is None and s.kind is HoldKind.EMAIL:
+                continue  # a relay sends it; claiming it only to hand it back spends an attempt
             reason = "delay_elapsed" if s.status is HoldStatus.HELD else None
             try:
                 claimed = await asyncio.to_thread(
