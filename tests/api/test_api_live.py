@@ -2,15 +2,20 @@
 
 Every endpoint over the wire, body limits with and without Content-Length,
 the verdict JSON byte for byte against the library, and the example
-integration script run against the live server.
+integration script run against the live server (waiting for a reviewer too).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
+import re
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +24,7 @@ import pytest
 from api_support import JANE_NHS, PRACTICE_ODS, ROOT, WAIT, LiveServer
 
 from conftest import auth
+from sendguard.api.tokens import Role, add_token
 from sendguard.config import Config
 
 FAX_TYPO = {"number": "0113 496 0010", "intended": PRACTICE_ODS}
@@ -143,6 +149,12 @@ def test_the_example_script_checks_before_sending(live: LiveServer, tokens: dict
     assert "NOT SENT (hold)" in held.stdout
     assert "+44 113 496 0000" in held.stdout  # the number on file
     assert "SENT referral.pdf" not in held.stdout
+    assert re.search(r"^HELD as [a-z0-9]{12}:", held.stdout, re.M)
+
+    undecided = run("0113 496 0010", "--wait", "0.3", "--interval", "0.1")
+    assert undecided.returncode == 3, undecided.stdout + undecided.stderr
+    assert "still held" in undecided.stdout
+    assert "SENT document.pdf" not in undecided.stdout
 
     sent = run("0113 496 0000", "--intended", PRACTICE_ODS, "--document", "referral.pdf")
     assert sent.returncode == 0, sent.stdout + sent.stderr
@@ -155,6 +167,78 @@ def test_the_example_script_checks_before_sending(live: LiveServer, tokens: dict
     refused = run("0113 496 0000", token="sgt_wrong")
     assert refused.returncode == 2
     assert "401" in refused.stdout
+
+
+class ScriptRun:
+    """The example script running with --wait; its output read as it comes."""
+
+    def __init__(self, url: str, token: str, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-u", str(ROOT / "examples" / "fax_before_send.py"), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={"SENDGUARD_URL": url, "SENDGUARD_TOKEN": token, "PATH": "/usr/bin:/bin"},
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.out: list[str] = []
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def hold_id(self) -> str:
+        """The hold id the script printed (waiting at most WAIT seconds)."""
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                self.out.append(self.lines.get(timeout=0.1))
+                m = re.match(r"HELD as (\w+):", self.out[-1])
+                if m:
+                    return m.group(1)
+        self.proc.kill()
+        self.finish()
+        raise AssertionError("no hold id printed:\n" + "".join(self.out))
+
+    def finish(self) -> tuple[int, str]:
+        """Its exit status and whole output, once it has ended."""
+        try:
+            code = self.proc.wait(WAIT)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(WAIT)
+            self._reader.join(WAIT)
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()
+        while not self.lines.empty():
+            self.out.append(self.lines.get())
+        return code, "".join(self.out)
+
+
+def test_the_example_script_waits_for_a_reviewer(
+    live: LiveServer, http: httpx.Client, config: Config, tokens: dict[str, str]
+) -> None:
+    reviewer = add_token(config.api.tokens_file, "review-tool", Role.REVIEWER)
+    fax = ("0113 496 0010", "--intended", PRACTICE_ODS, "--document", "referral.pdf")
+    wait = ("--wait", str(WAIT), "--interval", "0.05")
+    for action, reason, code, said in [
+        ("release", "confirmed-correct", 0, "RELEASED by api:review-tool (confirmed-correct)"),
+        ("cancel", "wrong-recipient", 1, "NOT SENT: cancelled by api:review-tool"),
+    ]:
+        script = ScriptRun(live.url, tokens["check"], *fax, *wait)
+        hold_id = script.hold_id()
+        r = http.post(
+            f"/v1/held/{hold_id}/{action}", json={"reason": reason}, headers=auth(reviewer)
+        )
+        assert r.status_code == 200, r.text
+        returncode, out = script.finish()
+        assert returncode == code, out
+        assert said in out
+        assert ("SENT referral.pdf to 0113 496 0010" in out) is (action == "release")
 
 
 def test_the_example_script_does_not_send_when_sendguard_is_down(tmp_path: Path) -> None:
