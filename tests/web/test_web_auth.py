@@ -121,6 +121,7 @@ def test_sign_in_form_needs_its_csrf_value(client: TestClient) -> None:
     data = {"username": "rita", "password": PASSWORD}
     assert client.post("/login", data=data).status_code == 403
     assert client.post("/login", data=data | {"csrf": "forged"}).status_code == 403
+    assert client.post("/login", data=data | {"csrf": "é"}).status_code == 403  # not a 500
     client.cookies.clear()  # the form's value is bound to the pre-session cookie
     r = client.post("/login", data=data | {"csrf": csrf_of(form)}, follow_redirects=False)
     assert r.status_code == 403

@@ -48,3 +48,30 @@ def test_a_failing_store_gives_a_503_page(client: TestClient, store: Store) -> N
     r = client.get("/held")
     assert r.status_code == 503
     assert "cannot be reached" in r.text
+
+
+async def test_a_local_client_cannot_pose_as_a_trusted_proxy(tmp_path: Path, sink: Sink) -> None:
+    """Only [web] trusted_proxies may name the user or the client address: a
+    loopback client's X-Forwarded-For must not make it look like one."""
+    import httpx
+    from webkit import add_users
+
+    from conftest import write_config
+    from sendguard.api.server import ApiServer
+    from sendguard.store.sqlite import SqliteStore
+
+    extra = 'trusted_user_header = "X-Remote-User"\ntrusted_proxies = ["10.9.9.9/32"]'
+    cfg = write_config(tmp_path, sink.port, web_extra=extra)
+    with SqliteStore(tmp_path / "var" / "quarantine.db") as s:
+        add_users(s)
+    server = ApiServer(cfg, listen="127.0.0.1:0")
+    await server.start()
+    try:
+        host, port = server.address
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as c:
+            forged = {"X-Remote-User": "adam", "X-Forwarded-For": "10.9.9.9"}
+            r = await c.get("/admin/users", headers=forged, follow_redirects=False)
+    finally:
+        await server.stop()
+    assert r.status_code == 303
+    assert r.headers["location"].startswith("/login")

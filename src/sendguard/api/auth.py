@@ -100,7 +100,10 @@ class Signer:
         return _b64(hmac.new(self._key, msg, hashlib.sha256).digest())
 
     def check(self, purpose: str, data: str, mac: str | None) -> bool:
-        return mac is not None and hmac.compare_digest(self.mac(purpose, data), mac)
+        # compare bytes: compare_digest raises on non-ASCII text, which a client controls
+        return mac is not None and hmac.compare_digest(
+            self.mac(purpose, data).encode(), mac.encode("utf-8", "surrogateescape")
+        )
 
     def dumps(self, purpose: str, obj: dict[str, Any]) -> str:
         payload = _b64(orjson.dumps(obj))
@@ -283,7 +286,8 @@ class Sessions:
         user = user_of(body["u"])
         if user is None or user.disabled:
             return None
-        if not hmac.compare_digest(str(body.get("p", "")), self._fingerprint(user)):
+        fingerprint = str(body.get("p", "")).encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(fingerprint, self._fingerprint(user).encode()):
             return None
         now = int(self._clock())
         refreshed = None

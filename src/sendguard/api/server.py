@@ -165,6 +165,9 @@ class ApiServer:
             access_log=False,
             lifespan="on",
             server_header=False,
+            # sendguard reads X-Forwarded-For itself, only from [web] trusted_proxies;
+            # uvicorn's own handling would trust any loopback client's header
+            proxy_headers=False,
             timeout_graceful_shutdown=int(GRACE),
             timeout_keep_alive=30,
         )
