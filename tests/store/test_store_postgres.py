@@ -4,6 +4,8 @@ database's own guard on the audit log, durable commits."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import psycopg
 import pytest
 from storekit import ENV, PG_URL, RAW, Backend, drop_schema, new_schema, pg_url, verdict
@@ -88,7 +90,7 @@ def test_a_version_1_schema_loses_its_api_tokens_table(pg_available: None) -> No
                 )
         store = PostgresStore(pg_url(schema))
         try:
-            assert store.schema_version == len(MIGRATIONS) == 2
+            assert store.schema_version == len(MIGRATIONS) == 3
             with store._read() as db:
                 rows = db.execute(
                     "SELECT tablename FROM pg_tables WHERE schemaname = ?", (schema,)
@@ -103,8 +105,38 @@ def test_a_version_1_schema_loses_its_api_tokens_table(pg_available: None) -> No
         finally:
             store.close()
         again = PostgresStore(pg_url(schema))  # opens again without migrating twice
-        assert again.schema_version == 2
+        assert again.schema_version == 3
         again.close()
+    finally:
+        drop_schema(schema)
+
+
+def test_a_version_2_schema_gains_notice_claims(
+    pg_available: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quarantine from before notice claims, with a notice still to send,
+    upgrades in place; the notice is then claimed by one node only."""
+    schema = new_schema()
+    try:
+        with monkeypatch.context() as m:
+            m.setattr("sendguard.store.postgres.MIGRATIONS", MIGRATIONS[:2])
+            with PostgresStore(pg_url(schema)) as old:
+                assert old.schema_version == 2
+                hold_id = old.hold(RAW, ENV, verdict("x"))
+        a, b = PostgresStore(pg_url(schema)), PostgresStore(pg_url(schema))
+        try:
+            assert a.schema_version == 3
+            now = datetime.now(UTC)
+            (claimed,) = a.claim_notifications(now, "relay@a", 60)
+            assert claimed.hold_id == hold_id
+            assert claimed.notify_claim is not None
+            assert b.claim_notifications(now, "relay@b", 60) == []
+            assert a.record_notification(hold_id, sent=True, claim=claimed.notify_claim)
+            assert [e.event for e in b.audit_entries(hold_id=hold_id)] == ["hold", "notify"]
+            assert b.verify_audit().ok
+        finally:
+            a.close()
+            b.close()
     finally:
         drop_schema(schema)
 

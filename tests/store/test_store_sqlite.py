@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -105,26 +106,26 @@ def test_a_version_1_database_upgrades_in_place(tmp_path: Path) -> None:
     SqliteStore(path).close()  # and opens again without migrating twice
 
 
-def test_a_version_2_database_loses_its_api_tokens_table(tmp_path: Path) -> None:
+def test_a_version_2_database_loses_its_api_tokens_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """API tokens live in the HTTP API's file; the store's unused table goes."""
     path = tmp_path / "v2.db"
-    with SqliteStore(path) as s:
-        hold_id = s.hold(RAW, ENV, verdict("x"))
-        s.add_user("alice", "reviewer", "$argon2id$x")
+    with monkeypatch.context() as m:
+        m.setattr("sendguard.store.sqlite.MIGRATIONS", MIGRATIONS[:2])
+        with SqliteStore(path) as s:
+            assert s.schema_version == 2
+            hold_id = s.hold(RAW, ENV, verdict("x"))
+            s.add_user("alice", "reviewer", "$argon2id$x")
     db = sqlite3.connect(path, isolation_level=None)
-    db.execute("DROP TABLE IF EXISTS api_tokens")
-    for statement in _statements(MIGRATIONS[1]):  # the table as version 2 made it
-        if "api_tokens" in statement:
-            db.execute(statement)
     db.execute(
         "INSERT INTO api_tokens VALUES ('t1', 'emis', ?, 'sender', '[]', "
         "'2026-11-01T10:00:00.000000Z', 'system', NULL, NULL)",
         ("ab" * 32,),
     )
-    db.execute("UPDATE schema_version SET version = 2")
     db.close()
     s = SqliteStore(path)
-    assert s.schema_version == len(MIGRATIONS) == 3
+    assert s.schema_version == len(MIGRATIONS) == 4
     tables = {r[0] for r in s._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "api_tokens" not in tables
     assert {"holds", "audit_log", "users", "used_tokens"} <= tables
@@ -133,6 +134,34 @@ def test_a_version_2_database_loses_its_api_tokens_table(tmp_path: Path) -> None
     assert s.verify_audit().ok
     assert not hasattr(s, "add_api_token")
     s.close()
+
+
+def test_a_version_3_database_gains_notice_claims(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quarantine from before notice claims, with a notice still to send,
+    upgrades in place; the notice is then claimed and sent once."""
+    path = tmp_path / "v3.db"
+    with monkeypatch.context() as m:
+        m.setattr("sendguard.store.sqlite.MIGRATIONS", MIGRATIONS[:3])
+        with SqliteStore(path) as old:
+            assert old.schema_version == 3
+            hold_id = old.hold(RAW, ENV, verdict("x"))
+    s = SqliteStore(path)
+    try:
+        assert s.schema_version == 4
+        held = s.get(hold_id)
+        assert held is not None
+        assert held.notify_claim is None
+        now = datetime.now(UTC)
+        (claimed,) = s.claim_notifications(now, "relay@a", 60)
+        assert claimed.notify_claim is not None
+        assert s.claim_notifications(now, "relay@b", 60) == []
+        assert s.record_notification(hold_id, sent=True, claim=claimed.notify_claim)
+        assert [e.event for e in s.audit_entries(hold_id=hold_id)] == ["hold", "notify"]
+        assert s.verify_audit().ok
+    finally:
+        s.close()
 
 
 def test_the_audit_log_refuses_updates_and_deletes(tmp_path: Path) -> None:

@@ -165,6 +165,80 @@ def test_a_crashed_releasers_lease_is_taken_over(backend: Backend, clock: Clock)
         node_b.mark_released("otherhold", b, "250")
 
 
+def test_a_release_queued_by_a_node_that_cannot_send(store: SqlStore, clock: Clock) -> None:
+    """The decision is recorded and left `pending` for a releaser's job: no
+    attempt is spent, so the releaser gets every one of them."""
+    hold_id = store.hold(RAW, ENV, verdict("x"))
+    clock.advance(minutes=1)
+    assert store.queue_release(hold_id, "rita", reason="checked-by-phone")
+    got = store.get(hold_id)
+    assert got is not None
+    assert (got.status, got.decided_by, got.decided_at, got.reason) == (
+        HoldStatus.PENDING,
+        "rita",
+        clock.now,
+        "checked-by-phone",
+    )
+    assert (got.release_attempts, got.release_next_at, got.claim) == (0, clock.now, None)
+    (entry,) = store.audit_entries(event="release")
+    assert (entry.actor, entry.details) == (
+        "rita",
+        {"from": "held", "queued": True, "reason": "checked-by-phone"},
+    )
+    assert not store.queue_release(hold_id, "sam")  # decided already
+    assert [h.hold_id for h in store.due_releases(clock.now)] == [hold_id]
+    c = claim(store, hold_id, "relay@b")
+    assert c.attempt == 1
+    assert not store.queue_release(hold_id, "sam")  # being sent
+    assert store.mark_released(hold_id, c, "250 ok")
+    done = store.get(hold_id)
+    assert done is not None
+    assert (done.status, done.decided_by, done.reason) == (
+        HoldStatus.RELEASED,
+        "rita",
+        "checked-by-phone",
+    )
+    assert not store.queue_release(hold_id, "sam")
+    assert events(store, hold_id) == ["hold", "release", "release_retry", "released"]
+    assert "release_failed" not in events(store, hold_id)
+    with pytest.raises(HoldNotFound):
+        store.queue_release("nosuchhold", "rita")
+
+
+def test_a_queued_release_from_failed_or_escalated_and_its_cancel(
+    store: SqlStore, clock: Clock
+) -> None:
+    failed = store.hold(RAW, ENV, verdict("x"))
+    store.mark_release_failed(failed, claim(store, failed), "550 no such user", None)
+    assert store.queue_release(failed, "rita")
+    (entry,) = [e for e in store.audit_entries(hold_id=failed) if e.details.get("queued")]
+    assert entry.details == {"from": "failed", "queued": True}
+    escalated = store.hold(RAW, ENV, verdict("x"), expires_at=clock.now)
+    assert store.expire(escalated, ExpiryOutcome.ESCALATE, next_expires_at=clock.now)
+    assert store.queue_release(escalated, "carol", reason="ok")
+    assert status(store, escalated) is HoldStatus.PENDING
+    assert store.cancel(escalated, "carol", "changed_mind")  # not sent yet: still cancellable
+    assert [h.hold_id for h in store.due_releases(clock.now)] == [failed]
+    cancelled = store.hold(RAW, ENV, verdict("x"))
+    store.cancel(cancelled, "alice", "x")
+    assert not store.queue_release(cancelled, "rita")
+
+
+def test_releases_queued_on_two_nodes_at_once_decide_once(backend: Backend) -> None:
+    node_a, node_b = backend.make(), backend.make()
+    for _ in range(5):
+        hold_id = node_a.hold(RAW, ENV, verdict("x"))
+        results = race(
+            [
+                lambda h=hold_id, n=n, who=who: n.queue_release(h, who)
+                for n, who in ((node_a, "rita"), (node_b, "sam"), (node_a, "tom"), (node_b, "uma"))
+            ]
+        )
+        assert results.count(True) == 1
+        assert events(node_b, hold_id) == ["hold", "release"]
+    assert node_b.verify_audit().ok
+
+
 def test_cancel(store: SqlStore, clock: Clock) -> None:
     hold_id = store.hold(RAW, ENV, verdict("x"))
     clock.advance(minutes=1)

@@ -39,6 +39,7 @@ from sendguard.store.models import (
     HoldStatus,
     HoldSummary,
     MailEnvelope,
+    NotifyClaim,
     NotifyStatus,
     ReleaseClaim,
     Role,
@@ -57,6 +58,7 @@ __all__ = [
     "HoldStatus",
     "HoldSummary",
     "MailEnvelope",
+    "NotifyClaim",
     "NotifyStatus",
     "ReleaseClaim",
     "Role",
@@ -95,6 +97,7 @@ class Store(abc.ABC):
         `release_at` makes it a delay-and-recall hold (`due_releases` offers
         it then); `expires_at` is when `due_expiries` offers it. `meta` is
         free JSON for the workflow; `patients` (ids) go into the audit entry.
+        `actor` names who accepted it (a relay says which node: `relay@host`).
         Committed, with its `hold` audit entry, before it returns.
         """
 
@@ -119,10 +122,10 @@ class Store(abc.ABC):
         The held recipients are the verdict's recipients that it holds."""
 
     @abc.abstractmethod
-    def discard(self, hold_id: str) -> None:
+    def discard(self, hold_id: str, *, actor: str = "relay") -> None:
         """Remove a hold whose message was then not accepted after all (the
         client got a 4xx and will send it again). Never for accepted mail.
-        The removal is audited (`discard`)."""
+        The removal is audited (`discard`) by `actor` (the relay node)."""
 
     @abc.abstractmethod
     def get(self, hold_id: str) -> HeldMessage | None:
@@ -147,7 +150,23 @@ class Store(abc.ABC):
     # -- notifications -----------------------------------------------------
     @abc.abstractmethod
     def due_notifications(self, now: datetime, limit: int = 50) -> builtins.list[HeldMessage]:
-        """Holds whose sender notification is pending and due by `now`."""
+        """Holds whose sender notification is pending and due by `now` (to
+        look at; a sender claims them with `claim_notifications`)."""
+
+    @abc.abstractmethod
+    def claim_notifications(
+        self,
+        now: datetime,
+        owner: str,
+        lease_seconds: float = 300.0,
+        limit: int = 50,
+    ) -> builtins.list[HeldMessage]:
+        """Claim up to `limit` notices due by `now` for sending: each hold
+        comes back with its `notify_claim`, and is not due again until the
+        lease has run out, so that of several nodes sweeping one outbox only
+        one sends each notice. One transaction; a notifier that crashes
+        mid-send leaves its notices to the next claim after `lease_seconds`.
+        Keep the lease longer than sending them can take."""
 
     @abc.abstractmethod
     def record_notification(
@@ -157,9 +176,18 @@ class Store(abc.ABC):
         sent: bool,
         error: str | None = None,
         next_attempt: datetime | None = None,
-    ) -> None:
+        claim: NotifyClaim | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> bool:
         """Record one notification attempt: sent, to be retried at
-        `next_attempt`, or (no next attempt) given up."""
+        `next_attempt`, or (no next attempt) given up; the claim ends.
+
+        A sent notice is always recorded (it went, even if its claim was
+        taken over meanwhile) and audited (`notify`, by the claim's owner,
+        with the attempt number and `details`) in the same transaction. A
+        failure is recorded only while `claim` is still the hold's claim:
+        False if another notifier took it over (or for an unknown hold).
+        Without `claim` the record is not fenced."""
 
     # -- decisions ---------------------------------------------------------
     @abc.abstractmethod
@@ -181,6 +209,16 @@ class Store(abc.ABC):
         HoldNotFound for an unknown id. Keep the lease longer than one
         delivery attempt can take: an expired lease may be taken over.
         """
+
+    @abc.abstractmethod
+    def queue_release(self, hold_id: str, actor: str, *, reason: str | None = None) -> bool:
+        """The release decision made on a node that cannot send (no next
+        hop): the hold becomes `pending`, due at once, for a releaser's job
+        to claim. No delivery attempt is spent. Audited `release` (with
+        `queued: true`) by `actor`, who is `decided_by`, as `claim_release`
+        from held/escalated/failed would. False when the hold is not
+        awaiting a decision (released, being released, pending, closed);
+        raises HoldNotFound for an unknown id."""
 
     @abc.abstractmethod
     def mark_released(self, hold_id: str, claim: ReleaseClaim, reply: str) -> bool:

@@ -24,6 +24,7 @@ __all__ = [
     "HoldStatus",
     "HoldSummary",
     "MailEnvelope",
+    "NotifyClaim",
     "NotifyStatus",
     "ReleaseClaim",
     "Role",
@@ -139,6 +140,23 @@ class ReleaseClaim:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class NotifyClaim:
+    """One notifier's right to send a hold's notice, until `lease_until`.
+
+    Without it, two nodes sweeping one outbox could both send the same
+    notice. `token` fences the claim: once another notifier has taken an
+    expired lease over, the old claim can no longer record a failure (a
+    notice it did send is still recorded: it went). `attempt` counts from 1.
+    """
+
+    hold_id: str
+    owner: str
+    token: str
+    lease_until: datetime
+    attempt: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class HoldSummary:
     """A hold without its message bytes or payload: what lists show."""
 
@@ -192,6 +210,8 @@ class HeldMessage:
     notify_next_at: datetime | None = None
     notify_error: str | None = None
     notified_at: datetime | None = None
+    notify_claim: NotifyClaim | None = None
+    """Set while a notifier is sending the notice (`claim_notifications`)."""
     codes: tuple[str, ...] = field(default=())
     """The codes of the findings the message is held for."""
     kind: HoldKind = HoldKind.EMAIL

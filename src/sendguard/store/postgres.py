@@ -156,6 +156,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     DROP TABLE IF EXISTS api_tokens;
     """,
+    # 3: claims on hold notices, so that of several nodes sweeping the
+    # outbox only one sends each notice
+    """
+    ALTER TABLE holds ADD COLUMN notify_owner text, ADD COLUMN notify_token text;
+    """,
 )
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -235,6 +240,7 @@ class PostgresStore(SqlStore):
     """A quarantine in a PostgreSQL database (optionally in its own schema)."""
 
     _for_update = " FOR UPDATE"
+    _skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ from sendguard.store.models import (
     HoldStatus,
     HoldSummary,
     MailEnvelope,
+    NotifyClaim,
     NotifyStatus,
     ReleaseClaim,
 )
@@ -131,6 +132,16 @@ def held(r: Mapping[str, Any]) -> HeldMessage:
             lease_until=require_ts(r["lease_until"]),
             attempt=int(r["release_attempts"]),
         )
+    notify_status = NotifyStatus(r["notify_status"])
+    notify_claim = None
+    if notify_status is NotifyStatus.PENDING and r["notify_token"]:
+        notify_claim = NotifyClaim(
+            hold_id=r["id"],
+            owner=r["notify_owner"],
+            token=r["notify_token"],
+            lease_until=require_ts(r["notify_next_at"]),
+            attempt=int(r["notify_attempts"]) + 1,
+        )
     payload = load_json(r["payload"])
     return HeldMessage(
         hold_id=r["id"],
@@ -149,11 +160,12 @@ def held(r: Mapping[str, Any]) -> HeldMessage:
         message=bytes(r["message"]),
         sha256=r["sha256"],
         verdict=_verdict(r["verdict"]),
-        notify_status=NotifyStatus(r["notify_status"]),
+        notify_status=notify_status,
         notify_attempts=int(r["notify_attempts"]),
         notify_next_at=parse_ts(r["notify_next_at"]),
         notify_error=r["notify_error"],
         notified_at=parse_ts(r["notified_at"]),
+        notify_claim=notify_claim,
         codes=tuple(load_json(r["codes"])),
         payload=None if payload is None else dict(payload),
         callback_url=r["callback_url"],

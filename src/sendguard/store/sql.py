@@ -43,6 +43,7 @@ from sendguard.store.models import (
     HoldStatus,
     HoldSummary,
     MailEnvelope,
+    NotifyClaim,
     NotifyStatus,
     ReleaseClaim,
     StoreError,
@@ -83,6 +84,7 @@ class SqlStore(AccountMethods, Store):
     """Every Store method over a backend's `_read()` / `_write()`."""
 
     _for_update: ClassVar[str] = ""
+    _skip_locked: ClassVar[str] = ""
     label: str
 
     def __init__(self, *, clock: Callable[[], datetime] = utc_now) -> None:
@@ -229,10 +231,10 @@ class SqlStore(AccountMethods, Store):
                     return hold_id
         raise StoreError(f"{self.label}: could not find a free hold id")
 
-    def discard(self, hold_id: str) -> None:
+    def discard(self, hold_id: str, *, actor: str = "relay") -> None:
         with self._write() as db:
             if db.execute("DELETE FROM holds WHERE id = ?", (hold_id,)).rowcount:
-                self._append(db, "discard", "relay", hold_id, {})
+                self._append(db, "discard", actor, hold_id, {})
 
     def get(self, hold_id: str) -> HeldMessage | None:
         with self._read() as db:
@@ -273,6 +275,40 @@ class SqlStore(AccountMethods, Store):
             ).all()
         return [rows.held(r) for r in found]
 
+    def claim_notifications(
+        self,
+        now: datetime,
+        owner: str,
+        lease_seconds: float = 300.0,
+        limit: int = 50,
+    ) -> builtins.list[HeldMessage]:
+        """Moving `notify_next_at` to the lease's end is the claim: the notice
+        is not due again until then. PostgreSQL skips rows another node is
+        claiming this moment instead of waiting for them."""
+        pending = NotifyStatus.PENDING.value
+        lease_until = now + timedelta(seconds=lease_seconds)
+        token = secrets.token_hex(16)
+        with self._write() as db:
+            due = db.execute(
+                "SELECT id FROM holds WHERE notify_status = ? AND notify_next_at <= ? "
+                f"ORDER BY notify_next_at, id LIMIT ?{self._skip_locked}",
+                (pending, now, limit),
+            ).all()
+            if not due:
+                return []
+            marks, ids = _in(r["id"] for r in due)
+            db.execute(
+                "UPDATE holds SET notify_next_at = ?, notify_owner = ?, notify_token = ? "
+                f"WHERE id IN {marks} AND notify_status = ? AND notify_next_at <= ?",
+                (lease_until, owner, token, *ids, pending, now),
+            )
+            found = db.execute(
+                f"SELECT * FROM holds WHERE id IN {marks} AND notify_token = ? "
+                "ORDER BY created_at, id",
+                (*ids, token),
+            ).all()
+        return [rows.held(r) for r in found]
+
     def record_notification(
         self,
         hold_id: str,
@@ -280,20 +316,39 @@ class SqlStore(AccountMethods, Store):
         sent: bool,
         error: str | None = None,
         next_attempt: datetime | None = None,
-    ) -> None:
-        now = self._now()
+        claim: NotifyClaim | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> bool:
+        if claim is not None and claim.hold_id != hold_id:
+            raise ValueError(f"the claim is for hold {claim.hold_id!r}, not {hold_id!r}")
         if sent:
-            status, next_at, notified = NotifyStatus.SENT, None, now
+            status, next_at = NotifyStatus.SENT, None
         elif next_attempt is not None:
-            status, next_at, notified = NotifyStatus.PENDING, next_attempt, None
+            status, next_at = NotifyStatus.PENDING, next_attempt
         else:
-            status, next_at, notified = NotifyStatus.FAILED, None, None
+            status, next_at = NotifyStatus.FAILED, None
+        # a notice that went is a fact, whoever holds the claim now; a failure
+        # is only its current claimant's to record
+        fenced: tuple[str, ...] = ()
+        if claim is not None and not sent:
+            fenced = (claim.token,)
+        fence = " AND notify_token = ?" if fenced else ""
+        sql = (
+            "UPDATE holds SET notify_status = ?, notify_attempts = notify_attempts + 1, "
+            "notify_next_at = ?, notify_error = ?, "
+            f"notified_at = {'COALESCE(notified_at, ?)' if sent else '?'}, "
+            f"notify_owner = NULL, notify_token = NULL WHERE id = ?{fence}"
+        )
+        args = (status.value, next_at, error, self._now() if sent else None, hold_id, *fenced)
         with self._write() as db:
-            db.execute(
-                "UPDATE holds SET notify_status = ?, notify_attempts = notify_attempts + 1, "
-                "notify_next_at = ?, notify_error = ?, notified_at = ? WHERE id = ?",
-                (status.value, next_at, error, notified, hold_id),
-            )
+            if db.execute(sql, args).rowcount != 1:
+                return False
+            if sent:
+                row = db.execute("SELECT notify_attempts FROM holds WHERE id = ?", (hold_id,)).one()
+                info = {"attempt": int(row["notify_attempts"]) if row else 0, **(details or {})}
+                actor = claim.owner if claim is not None else "system"
+                self._append(db, "notify", actor, hold_id, info)
+        return True
 
     # -- decisions ---------------------------------------------------------
     def _lock_hold(self, db: Conn, hold_id: str) -> dict[str, Any]:
@@ -361,6 +416,28 @@ class SqlStore(AccountMethods, Store):
             self._append(db, event, actor, hold_id, details)
             full = db.execute("SELECT * FROM holds WHERE id = ?", (hold_id,)).one()
         return None if full is None else rows.held(full)
+
+    def queue_release(self, hold_id: str, actor: str, *, reason: str | None = None) -> bool:
+        now = self._now()
+        with self._write() as db:
+            row = self._lock_hold(db, hold_id)
+            status = HoldStatus(row["status"])
+            if status not in AWAITING_DECISION:
+                return False
+            sets = {
+                "status": HoldStatus.PENDING.value,
+                "decided_by": actor,
+                "decided_at": now,
+                "reason": reason,
+                "release_next_at": now,
+            }
+            if not self._swap(db, row, sets):
+                return False
+            details: dict[str, Any] = {"from": status.value, "queued": True}
+            if reason is not None:
+                details["reason"] = reason
+            self._append(db, "release", actor, hold_id, details)
+        return True
 
     def _finish_release(
         self,

@@ -145,6 +145,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     DROP TABLE IF EXISTS api_tokens;
     """,
+    # 4: claims on hold notices, so that of several nodes (or processes)
+    # sweeping the outbox only one sends each notice
+    """
+    ALTER TABLE holds ADD COLUMN notify_owner TEXT;
+    ALTER TABLE holds ADD COLUMN notify_token TEXT;
+    """,
 )
 
 
