@@ -125,3 +125,27 @@ def test_agrees_with_the_standard_reading_on_clean_mail() -> None:
 )
 def test_nhs_numbers_in_text(text: str, found: list[str]) -> None:
     assert find_nhs_numbers(text) == found
+
+
+def test_a_trailing_comma_loses_no_recipient() -> None:
+    p = parse_message(_msg("To: jane@x.org, bob@y.org,\nCc: undisclosed-recipients:;\n"))
+    assert [r.address for r in p.recipients] == ["jane@x.org", "bob@y.org"]
+    assert p.problems == ()
+
+
+def test_a_header_without_a_readable_address_holds_and_hides_no_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A parser that gives up on a flawed header (as strict parsing does)
+    must not hide the other headers' recipients, and the message is held."""
+    from sendguard.core import message
+
+    real = message._getaddresses
+
+    def strict(value: str) -> list[tuple[str, str]]:
+        return [("", "")] if "<b@y>" in value else real(value)
+
+    monkeypatch.setattr(message, "_getaddresses", strict)
+    p = parse_message(_msg("To: a@x <b@y>\nCc: carol@z.org\n"))
+    assert [r.address for r in p.recipients] == ["carol@z.org"]
+    assert p.problems == ("the to header has no address that can be read",)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import html
+import inspect
 import re
 from dataclasses import dataclass, field
 from email import policy
@@ -31,6 +32,8 @@ __all__ = ["ParsedMessage", "decode_header_text", "parse_message"]
 _TAG = re.compile(r"<[^>]*>")
 _SCRIPT = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _PATIENT_SPLIT = re.compile(r"[,;\s]+")
+_EMPTY_GROUP = re.compile(r"^[^:@<>]*:\s*;\s*$")
+_STRICT_PARSING = "strict" in inspect.signature(getaddresses).parameters
 _COMMENT = re.compile(r"\([^()]*\)")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _FAST = BytesParser(policy=policy.compat32)
@@ -176,16 +179,33 @@ def _raw_values(msg: Message, name: str, problems: list[str]) -> list[str]:
 
 def _addresses(msg: Message, name: str, problems: list[str]) -> list[tuple[str, str]]:
     """(display name, address) pairs; encoded words are decoded after the
-    split, so that a comma inside an encoded display name stays in it."""
-    values = [_unfold(_utf8(v)) for v in _raw_values(msg, name, problems)]
-    if not values:
-        return []
-    try:
-        pairs = getaddresses(values)
-    except Exception:
-        problems.append(f"the {name} header cannot be decoded")
-        return []
-    return [(_display(display), addr) for display, addr in pairs]
+    split, so that a comma inside an encoded display name stays in it.
+
+    Each header is read on its own, so one malformed header cannot hide the
+    addresses of another; a header with text but no address that can be read
+    is a problem (the message is held), except an empty group such as
+    `undisclosed-recipients:;`."""
+    out: list[tuple[str, str]] = []
+    for value in _raw_values(msg, name, problems):
+        value = _unfold(_utf8(value))
+        try:
+            pairs = [(d, a) for d, a in _getaddresses(value) if a]
+        except Exception:
+            problems.append(f"the {name} header cannot be decoded")
+            continue
+        if not pairs and value.strip() and not _EMPTY_GROUP.match(value):
+            problems.append(f"the {name} header has no address that can be read")
+        out.extend((_display(display), addr) for display, addr in pairs)
+    return out
+
+
+def _getaddresses(value: str) -> list[tuple[str, str]]:
+    """`email.utils.getaddresses`, lenient: Python releases from 3.11.10 on
+    parse strictly by default and then return nothing at all for a header
+    with one flaw (a trailing comma), which would hide every recipient."""
+    if _STRICT_PARSING:
+        return getaddresses([value], strict=False)  # type: ignore[call-arg,unused-ignore]
+    return getaddresses([value])
 
 
 def _display(name: str) -> str:
