@@ -104,10 +104,16 @@ def test_delay_applies_only_when_nothing_holds(policy: ReviewPolicy) -> None:
     assert policy.plan(verdict(general)).whole_send
 
 
-def test_unknown_rule_names_change_nothing(policy: ReviewPolicy) -> None:
+def test_a_hold_of_no_known_rule_is_reviewer_only(policy: ReviewPolicy) -> None:
+    """A message that could not be checked (or a finding of a rule renamed
+    since) fails closed: its sender cannot confirm it from a link."""
     plan = policy.plan(verdict(finding("relay.not_checked", "relay", Action.HOLD)))
-    assert not plan.requires_reviewer
+    assert plan.requires_reviewer
     assert plan.delay_minutes is None
+    renamed = policy.plan(verdict(finding("email.domain_typo", "old-name", Action.HOLD)))
+    assert renamed.requires_reviewer
+    warned = policy.plan(verdict(finding("email.insecure_domain", "old-name", Action.WARN)))
+    assert not warned.requires_reviewer
 
 
 def test_local_files_can_switch_the_options(policy: ReviewPolicy) -> None:

@@ -165,11 +165,17 @@ class ReviewPolicy:
     def plan(self, verdict: Verdict) -> ReviewPlan:
         """Applied findings that warn or worse from a `require_reviewer` rule
         make the hold reviewer-only; a verdict of at most warn with findings
-        from a `delay_minutes` rule becomes a delay-and-recall hold."""
+        from a `delay_minutes` rule becomes a delay-and-recall hold.
+
+        A hold from a finding of no known rule (a message that could not be
+        checked, or a rule renamed since the check ran) is reviewer-only too:
+        nothing says its sender may wave it through."""
         applied = [(f, self._rules.get(f.rule)) for f in verdict.findings if not f.monitor]
-        warn = ACTION_RANK[Action.WARN]
+        warn, hold = ACTION_RANK[Action.WARN], ACTION_RANK[Action.HOLD]
         reviewer = any(
-            rule is not None and ACTION_RANK[f.action] >= warn and rule.requires_reviewer(f.code)
+            (ACTION_RANK[f.action] >= hold)
+            if rule is None
+            else (ACTION_RANK[f.action] >= warn and rule.requires_reviewer(f.code))
             for f, rule in applied
         )
         delays = [
