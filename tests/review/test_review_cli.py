@@ -213,6 +213,8 @@ def test_audit_export_for_a_breach_report(cli: Cli, db: SqliteStore, tmp_path: P
     assert "Your results" not in out  # never the subject or the text
     assert "Dear Jane" not in out
     target = tmp_path / "report.csv"
+    target.write_text("an older, readable file")
+    target.chmod(0o644)
     code, _, err = cli(
         "audit", "export", "--since", "2000-01-01", "--format", "csv", "--output", str(target)
     )

@@ -131,6 +131,7 @@ def _export(args: argparse.Namespace) -> int:
     if args.output:
         try:
             fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise: patient data
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
                 f.write(text)
         except OSError as exc:
