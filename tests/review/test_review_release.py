@@ -233,15 +233,70 @@ async def test_crashed_releaser_is_taken_over_by_run_due(
 async def test_without_a_next_hop_the_relay_job_sends_it(
     store: SqlStore, clock: Clock, next_hop: NextHop, sink: Sink
 ) -> None:
+    """The decision is rita's and the delivery the relay's; the hand-over in
+    between is no failed attempt."""
     web = make_service(store, None, clock, node="web")  # e.g. the web UI's process
-    relay = make_service(store, next_hop, clock, node="relay")
-    hold_id = hold_email(store)
+    relay = make_service(store, next_hop, clock, node="relay@b")
+    hold_id = hold_email(store, actor="relay@a")
     out = await web.release(hold_id, actor="rita", reason="ok", reviewer=True)
     assert out.done
     assert out.status is HoldStatus.PENDING
+    queued = store.get(hold_id)
+    assert queued is not None
+    assert (queued.release_attempts, queued.release_next_at) == (0, clock.now)
     assert (await relay.run_due()).released == 1
     [got] = await sink.arrived(1)
     assert got.data.startswith(f"X-Sendguard-Released: {hold_id} by rita\r\n".encode())
+    trail = store.audit_entries(hold_id=hold_id)
+    assert [(e.event, e.actor) for e in trail] == [
+        ("hold", "relay@a"),
+        ("release", "rita"),
+        ("release_retry", "relay@b"),
+        ("released", "relay@b"),
+    ]
+    assert trail[1].details == {"from": "held", "queued": True, "reason": "ok"}
+    assert trail[2].details["attempt"] == 1
+
+
+async def test_a_release_queued_without_a_next_hop_gets_every_attempt(
+    store: SqlStore, clock: Clock, down_hop: tuple[NextHop, int]
+) -> None:
+    hop, _ = down_hop
+    web = make_service(store, None, clock, node="web")
+    relay = make_service(store, hop, clock, node="relay", release_attempts=3)
+    hold_id = hold_email(store)
+    await web.release(hold_id, actor="rita", reason="ok", reviewer=True)
+    assert (await relay.run_due()).pending == 1  # attempt 1 of 3
+    clock.advance(seconds=61)
+    assert (await relay.run_due()).pending == 1  # attempt 2
+    clock.advance(seconds=121)
+    assert (await relay.run_due()).failed == 1  # attempt 3: a person decides again
+    failures = store.audit_entries(hold_id=hold_id, event="release_failed")
+    assert [(e.actor, e.details["attempt"]) for e in failures] == [
+        ("relay", 1),
+        ("relay", 2),
+        ("relay", 3),
+    ]
+    assert status_of(store, hold_id) == "failed"
+
+
+async def test_a_node_without_a_next_hop_cannot_queue_a_decided_hold(
+    store: SqlStore, clock: Clock, service: ReviewService
+) -> None:
+    web = make_service(store, None, clock, node="web")
+    hold_id = hold_email(store)
+    assert (await web.release(hold_id, actor="rita", reason="ok", reviewer=True)).done
+    again = await web.release(hold_id, actor="sam", reason="ok", reviewer=True)
+    assert (again.done, again.status) == (False, HoldStatus.PENDING)
+    assert "waiting to be delivered" in again.message
+    cancelled = hold_email(store)
+    await service.cancel(cancelled, actor="rita", reason="wrong-recipient")
+    late = await web.release(cancelled, actor="sam", reason="ok", reviewer=True)
+    assert (late.done, late.status) == (False, HoldStatus.CANCELLED)
+    reviewer_only = hold_email(store, requires_reviewer=True)
+    refused = await web.release(reviewer_only, actor="sam", reason="ok", reviewer=False)
+    assert (refused.done, refused.status) == (False, HoldStatus.HELD)
+    assert events(store, reviewer_only) == ["hold", "refused"]
 
 
 async def test_a_node_without_a_next_hop_leaves_due_releases_to_a_relay(

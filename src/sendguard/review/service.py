@@ -11,7 +11,10 @@ decision means the same wherever it is made:
   leaves it `pending`, retried with doubling delays; a 5xx, or the last
   attempt failing, leaves it `failed` for a person to decide again.
   Idempotent: the store's release claim (a compare-and-set with a lease)
-  lets exactly one releaser through, in one process or across nodes.
+  lets exactly one releaser through, in one process or across nodes. A
+  node without a next hop (the web UI's) records the decision and queues
+  the hold `pending` (`Store.queue_release`) for a relay's jobs to send,
+  with every delivery attempt still to come.
 - `cancel` ends a hold that was not sent; the message is kept for
   `retention`, then purged.
 - `act_on_token` carries out a sender's confirm / cancel / recall link:
@@ -391,6 +394,8 @@ class ReviewService:
         )
 
     async def _release(self, held: HeldMessage, actor: str, reason: str) -> Outcome:
+        if self.next_hop is None and held.kind is HoldKind.EMAIL:
+            return await self._queue_release(held, actor, reason)
         claimed = await asyncio.to_thread(
             self.store.claim_release,
             held.hold_id,
@@ -401,6 +406,22 @@ class ReviewService:
         if claimed is None:
             return self._too_late(await self._get(held.hold_id), "released")
         return await self._deliver(claimed)
+
+    async def _queue_release(self, held: HeldMessage, actor: str, reason: str) -> Outcome:
+        """The decision on a node that cannot send: recorded `pending`, due at
+        once, for a relay's jobs to send with every delivery attempt left."""
+        queued = await asyncio.to_thread(
+            self.store.queue_release, held.hold_id, actor, reason=reason
+        )
+        if not queued:
+            return self._too_late(await self._get(held.hold_id), "released")
+        log.info("hold %s: release queued for a relay to send", held.hold_id)
+        return Outcome(
+            hold_id=held.hold_id,
+            status=HoldStatus.PENDING,
+            done=True,
+            message="Release accepted: it is sent within moments.",
+        )
 
     async def _deliver(self, held: HeldMessage) -> Outcome:
         """Carry out a claimed release: the hold is `releasing` and ours."""
@@ -417,20 +438,8 @@ class ReviewService:
                 done=True,
                 message=f"Released: the practice system is told to send the {held.kind.value}.",
             )
-        if self.next_hop is None:  # a process without SMTP: the relay's job sends it
-            await asyncio.to_thread(
-                self.store.mark_release_failed,
-                hold_id,
-                claim,
-                "handed to the relay's release job",
-                self._clock(),
-            )
-            return Outcome(
-                hold_id=hold_id,
-                status=HoldStatus.PENDING,
-                done=True,
-                message="Release accepted: it is sent within moments.",
-            )
+        if self.next_hop is None:  # unreachable: such a node queues email releases, never claims
+            raise RuntimeError("an email release was claimed by a node without a next hop")
         decider = held.decided_by or claim.owner
         try:
             reply = await self.next_hop.send(
