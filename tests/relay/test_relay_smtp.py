@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from pathlib import Path
 
 import aiosmtplib
@@ -81,7 +82,22 @@ async def test_held_mail_is_stored_not_forwarded_and_the_sender_is_told(
     assert "Biopsy" not in text
     assert "Attached" not in text
     await _until(lambda: store.get(hold_id).notify_status is NotifyStatus.SENT)  # type: ignore[union-attr]
+    # the audit trail names the node that accepted it and told the sender
+    trail = [(e.event, e.actor) for e in store.audit_entries(hold_id=hold_id)]
+    assert trail == [("hold", "relay@relay.test"), ("notify", "relay@relay.test")]
     store.close()
+
+
+async def test_without_a_hostname_the_audit_names_the_machine(
+    make_relay: MakeRelay, tmp_path: Path
+) -> None:
+    relay = await make_relay(hostname="", notify=False)
+    assert relay.node == f"relay@{socket.getfqdn()}"
+    r = await smtp_send(relay.address[1], GP, [TYPO], message(to=TYPO))
+    assert r.code == 250, r
+    with open_quarantine(tmp_path) as store:
+        [entry] = store.audit_entries(hold_id=r.text.split()[-1])
+    assert (entry.event, entry.actor) == ("hold", relay.node)
 
 
 async def test_no_notification_for_the_null_sender(
@@ -296,6 +312,8 @@ async def test_split_policy_undoes_the_hold_when_forwarding_fails(
     assert r.code == 451
     with open_quarantine(tmp_path) as store:
         assert store.count() == 0  # the client retries the whole message later
+        trail = [(e.event, e.actor) for e in store.audit_entries()]
+        assert trail == [("hold", "relay@relay.test"), ("discard", "relay@relay.test")]
 
 
 async def _until(predicate: object, timeout: float = 10.0) -> None:

@@ -1,10 +1,11 @@
 """Two `sendguard relay` processes sharing one PostgreSQL quarantine: a
-message held by one is listed, released and delivered through the other.
+message held by one is listed, released and delivered through the other,
+and with hold notices on, each sender is told once.
 
 Real parts only: two relay subprocesses (different ports, one store URL with
 a fresh schema, the same next hop and demo directory), an aiosmtpd sink as
 the next hop, smtplib as the sending client, and a release decided by a
-node without a next hop (as the web UI node is), which only records it
+node without a next hop (as the web UI node is), which only queues it
 `pending`: a relay's background job must send it. Stopping relay A before
 the release leaves relay B as the only one that can, so delivery proves the
 shared store rather than luck. Skipped only when PostgreSQL does not answer.
@@ -13,12 +14,14 @@ shared store rather than luck. Skipped only when PostgreSQL does not answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import smtplib
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +31,7 @@ from storekit import drop_schema, new_schema, pg_url
 from support import DEMO, WAIT, Received, RelayProcess, Sink, message, write_config
 
 from sendguard.review.service import Outcome, utcnow
-from sendguard.store import HoldStatus
+from sendguard.store import HoldStatus, NotifyStatus
 from sendguard.store.postgres import PostgresStore
 
 GP = "a.patel@nhs.net"
@@ -44,9 +47,10 @@ def schema(pg_available: None) -> Iterator[str]:
     drop_schema(name)
 
 
-def relay_config(folder: Path, name: str, schema: str, sink: Sink) -> Path:
+def relay_config(folder: Path, name: str, schema: str, sink: Sink, *, notify: bool = False) -> Path:
     """One node's config: its own port and name; the shared store, next hop,
-    directory and link-signing key (every node needs the same key file)."""
+    directory and link-signing key (every node needs the same key file).
+    With `notify`, each relay also looks at the shared outbox every POLL."""
     return write_config(
         folder / f"relay-{name}.toml",
         f"""
@@ -58,7 +62,8 @@ listen = "127.0.0.1:0"
 hostname = "relay-{name}.test"
 next_hop = "127.0.0.1:{sink.port}"
 check_workers = 0
-notify = false
+notify = {str(notify).lower()}
+notify_retry = {POLL}
 
 [store]
 url = "{pg_url(schema)}"
@@ -70,16 +75,30 @@ poll_interval = {POLL}
     )
 
 
-@pytest.fixture
-def relays(tmp_path: Path, schema: str, sink: Sink) -> Iterator[tuple[RelayProcess, RelayProcess]]:
+@contextlib.contextmanager
+def two_relays(
+    folder: Path, schema: str, sink: Sink, *, notify: bool = False
+) -> Iterator[tuple[RelayProcess, RelayProcess]]:
     started: list[RelayProcess] = []
     try:
         for name in ("a", "b"):
-            started.append(RelayProcess(relay_config(tmp_path, name, schema, sink)))
+            config = relay_config(folder, name, schema, sink, notify=notify)
+            started.append(RelayProcess(config))
         yield started[0], started[1]
     finally:
         for r in started:
             r.stop()
+
+
+@pytest.fixture
+def relays(tmp_path: Path, schema: str, sink: Sink) -> Iterator[tuple[RelayProcess, RelayProcess]]:
+    with two_relays(tmp_path, schema, sink) as both:
+        yield both
+
+
+@pytest.fixture
+def store_url(schema: str) -> str:
+    return pg_url(schema)
 
 
 @pytest.fixture
@@ -177,15 +196,19 @@ def test_a_hold_on_relay_a_is_listed_and_released_through_relay_b(
     )
     assert held.release_reply is not None
     assert held.release_reply.startswith("250")
+    assert held.release_attempts == 1  # the hand-over from the web node spent none
     trail = store.audit_entries(hold_id=hold_id, limit=100)
-    decisions = [e for e in trail if e.event == "release"]
-    assert [(e.actor, e.details.get("reason")) for e in decisions] == [
-        ("rita", "confirmed-correct")
+    assert [(e.event, e.actor) for e in trail] == [
+        ("hold", "relay@relay-a.test"),  # which node accepted it
+        ("release", "rita"),  # the decision, queued by the node without a next hop
+        ("release_retry", "relay@relay-b.test"),  # relay B's job claims it: attempt 1
+        ("released", "relay@relay-b.test"),
     ]
-    sent = [e for e in trail if e.event == "released"]
-    assert [e.actor for e in sent] == ["relay@relay-b.test"]
-    assert sent[0].details["reply"] == held.release_reply
-    assert "relay@relay-a.test" not in {e.actor for e in trail}
+    hold, decision, claimed, sent = trail
+    assert hold.details["message_id"] == "<pg-one@practice.test>"
+    assert decision.details == {"from": "held", "queued": True, "reason": "confirmed-correct"}
+    assert claimed.details["attempt"] == 1
+    assert sent.details == {"attempt": 1, "reply": held.release_reply}
 
     verified = sendguard("audit", "verify", "-c", str(relay_b.config), "--json")
     assert verified.returncode == 0, verified.stdout + verified.stderr
@@ -204,13 +227,56 @@ def test_with_both_relays_running_each_release_is_sent_once(
         assert release_without_next_hop(store, hold_id).status is HoldStatus.PENDING
     copies = arrived(sink, *holds)
     assert {h: len(c) for h, c in copies.items()} == dict.fromkeys(holds, 1)
-    senders = set()
-    for hold_id in holds:
-        released = store.audit_entries(hold_id=hold_id, event="released", limit=10)
-        assert len(released) == 1
-        senders.add(released[0].actor)
-    assert senders <= {"relay@relay-a.test", "relay@relay-b.test"}
+    nodes = {"relay@relay-a.test", "relay@relay-b.test"}
+    for i, hold_id in enumerate(holds):
+        trail = store.audit_entries(hold_id=hold_id, limit=100)
+        assert [e.event for e in trail] == ["hold", "release", "release_retry", "released"]
+        assert trail[0].actor == ("relay@relay-a.test", "relay@relay-b.test")[i % 2]
+        assert trail[1].actor == "rita"
+        assert trail[2].actor == trail[3].actor
+        assert trail[3].actor in nodes
     assert len(sink.to(TYPO)) == len(holds)
     assert store.verify_audit().ok
     assert relay_a.proc.poll() is None
     assert relay_b.proc.poll() is None
+
+
+def _notices(sink: Sink) -> Counter[str]:
+    """How many hold notices the next hop took, per hold id."""
+    found: Counter[str] = Counter()
+    for m in sink.to(GP):
+        hold = re.search(rb"^X-Sendguard-Hold: (\w+)\r?$", m.data, re.MULTILINE)
+        if m.mail_from in ("", "<>") and hold is not None:  # notices come from <>
+            found[hold.group(1).decode()] += 1
+    return found
+
+
+def test_with_notices_on_both_relays_each_sender_is_told_once(
+    tmp_path: Path, schema: str, sink: Sink, store_url: str
+) -> None:
+    """Both relays sweep the one outbox every POLL while the next hop takes
+    its time over each notice: without a claim both would send most of them."""
+    sink.delay = POLL * 2
+    with two_relays(tmp_path, schema, sink, notify=True) as relays:
+        holds = [hold_on(relay, f"pg-notice-{i}") for i, relay in enumerate(relays * 4)]
+        deadline = time.monotonic() + WAIT
+        while set(_notices(sink)) != set(holds):
+            assert time.monotonic() < deadline, f"notices: {dict(_notices(sink))}"
+            time.sleep(0.05)
+        time.sleep(POLL * 5)  # more sweeps by both: a second copy would show now
+        assert _notices(sink) == Counter(dict.fromkeys(holds, 1))
+        store = PostgresStore(store_url, create=False, pool_min=1)
+        try:
+            nodes = {"relay@relay-a.test", "relay@relay-b.test"}
+            for hold_id in holds:
+                held = store.get(hold_id)
+                assert held is not None
+                assert (held.notify_status, held.notify_attempts) == (NotifyStatus.SENT, 1)
+                [notice] = store.audit_entries(hold_id=hold_id, event="notify")
+                assert notice.actor in nodes
+                assert notice.details == {"attempt": 1, "links": []}
+            assert store.verify_audit().ok
+        finally:
+            store.close()
+        for relay in relays:
+            assert relay.proc.poll() is None

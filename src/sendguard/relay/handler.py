@@ -67,6 +67,9 @@ class HandlerSettings:
     auth_enabled: bool = False
     expire_after: timedelta | None = None
     """Undecided holds expire this long after they were made ([review])."""
+    node: str = "relay"
+    """Who accepts holds in the audit log: `relay@<hostname>`, so that with
+    several relays on one quarantine the trail says which node it was."""
 
 
 def failsafe_verdict(reason: str) -> Verdict:
@@ -283,6 +286,7 @@ class RelayHandler:
                 expires_at=_expiry(self.settings.expire_after),
                 requires_reviewer=plan.requires_reviewer,
                 patients=_patients(raw),
+                actor=self.settings.node,
             )
         except StoreError as exc:
             log.error("message %s: cannot be stored for review (%s); answered 451", ref, exc)
@@ -299,7 +303,7 @@ class RelayHandler:
             reply = await self._forward(raw, sender, clean, envelope, verdict)
             if not reply.ok:
                 try:
-                    await asyncio.to_thread(self.store.discard, hold_id)
+                    await asyncio.to_thread(self.store.discard, hold_id, actor=self.settings.node)
                 except StoreError as exc:  # a duplicate hold after the retry is safe
                     log.error("hold %s: could not be undone (%s)", hold_id, exc)
                 log.info(

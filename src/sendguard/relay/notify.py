@@ -10,7 +10,15 @@ Delivery is an outbox in the store: a hold is committed with its
 notification pending, and `Notifier.run()` sends whatever is due, records
 each attempt and retries with growing delays. A notification that cannot be
 sent never puts the hold at risk; after the last attempt it is marked failed
-(shown by `sendguard held list`). A notice sent is audited (`notify`).
+(shown by `sendguard held list`). A notice sent is audited (`notify`, by
+the node that sent it).
+
+Several relays may share one outbox (a PostgreSQL quarantine), so each
+notice is first claimed under a lease (`Store.claim_notifications`): only
+the claimant sends it. A node that dies mid-send leaves its claims to run
+out; another node then sends them, so a notice is never lost, and is sent
+twice only if the node died after the next hop took it but before the store
+recorded that.
 
 With `[review] base_url` set, the notice carries signed single-use links
 (review/service.py): confirm and cancel; cancel only when a reviewer must
@@ -33,7 +41,7 @@ from email.utils import format_datetime, make_msgid
 
 from sendguard.relay.forward import NextHop
 from sendguard.relay.logsafe import log_error
-from sendguard.store.base import HeldMessage, Store
+from sendguard.store.base import HeldMessage, Store, StoreError
 
 __all__ = ["Notifier", "compose_notification"]
 
@@ -132,7 +140,12 @@ def compose_notification(
 
 
 class Notifier:
-    """Sends due hold notifications from the store's outbox."""
+    """Sends due hold notifications from the store's outbox.
+
+    `node` names this relay in the claims and the audit log
+    (`relay@<hostname>`); `lease` is how long a claimed notice is this
+    node's to send (keep it above what sending a batch of `batch` can take).
+    """
 
     def __init__(
         self,
@@ -145,6 +158,9 @@ class Notifier:
         retry: float = 300.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         links: Callable[[HeldMessage], Mapping[str, str]] | None = None,
+        node: str | None = None,
+        lease: float = 600.0,
+        batch: int = 10,
     ) -> None:
         self._store = store
         self._next_hop = next_hop
@@ -154,6 +170,9 @@ class Notifier:
         self._retry = retry
         self._clock = clock
         self._links = links
+        self.node = node or f"relay@{hostname or 'localhost'}"
+        self._lease = lease
+        self._batch = batch
         self._wake = asyncio.Event()
         self._closed = False
 
@@ -166,11 +185,7 @@ class Notifier:
         while not self._closed:
             self._wake.clear()
             try:
-                due = await asyncio.to_thread(self._store.due_notifications, self._clock())
-                for held in due:
-                    if self._closed:
-                        break
-                    await self._send(held)
+                await self._sweep()
             except Exception as exc:
                 log_error(log, "hold notifications: outbox sweep failed; will retry", exc)
             if self._closed:
@@ -178,7 +193,28 @@ class Notifier:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), min(_SWEEP, self._retry))
 
+    async def _sweep(self) -> None:
+        """Claim and send due notices, a batch at a time, until none is due.
+        Claims left unsent (closing, a lease run out) are retried once their
+        lease ends, by this node or another."""
+        while not self._closed:
+            claimed = await asyncio.to_thread(
+                self._store.claim_notifications, self._clock(), self.node, self._lease, self._batch
+            )
+            for held in claimed:
+                claim = held.notify_claim
+                if self._closed or claim is None or self._clock() >= claim.lease_until:
+                    continue  # no longer ours to send
+                try:
+                    await self._send(held)
+                except StoreError as exc:  # the claim runs out and the notice is retried
+                    log_error(log, "hold %s: notification not recorded", exc, held.hold_id)
+            if len(claimed) < self._batch:
+                return
+
     async def _send(self, held: HeldMessage) -> None:
+        claim = held.notify_claim
+        assert claim is not None, "only a claimed notice is sent"
         rcpt = held.envelope.mail_from
         try:
             links = self._links(held) if self._links is not None else {}
@@ -194,38 +230,45 @@ class Notifier:
                 held.hold_id,
                 sent=False,
                 error=f"cannot be written: {type(exc).__name__}",
+                claim=claim,
             )
             return
         options = () if rcpt.isascii() else ("SMTPUTF8",)
         reply = await self._next_hop.send("", [rcpt], data, mail_options=options)
-        attempt = held.notify_attempts + 1
+        attempt = claim.attempt
         if reply.ok:
-            await asyncio.to_thread(self._record_sent, held.hold_id, attempt, sorted(links))
+            await asyncio.to_thread(
+                self._store.record_notification,
+                held.hold_id,
+                sent=True,
+                claim=claim,
+                details={"links": sorted(links)},
+            )
             log.info("hold %s: sender notified", held.hold_id)
             return
         give_up = not reply.temporary or attempt >= self._attempts
         next_at = (
             None if give_up else self._clock() + timedelta(seconds=self._retry * 2 ** (attempt - 1))
         )
-        await asyncio.to_thread(
+        kept = await asyncio.to_thread(
             self._store.record_notification,
             held.hold_id,
             sent=False,
             error=reply.line(),
             next_attempt=next_at,
+            claim=claim,
         )
+        then = "will retry"
+        if not kept:
+            then = "another node has taken it over"
+        elif give_up:
+            then = "giving up"
         log.warning(
-            "hold %s: notification attempt %d failed (%d)%s",
+            "hold %s: notification attempt %d failed (%d); %s",
             held.hold_id,
             attempt,
             reply.code,
-            "; giving up" if give_up else "; will retry",
-        )
-
-    def _record_sent(self, hold_id: str, attempt: int, links: list[str]) -> None:
-        self._store.record_notification(hold_id, sent=True)
-        self._store.append_audit(
-            "notify", actor="relay", hold_id=hold_id, details={"attempt": attempt, "links": links}
+            then,
         )
 
     def close(self) -> None:

@@ -62,6 +62,8 @@ class Relay:
         self.config = config
         rc = config.relay
         self.hostname = rc.hostname or socket.getfqdn()
+        self.node = f"relay@{self.hostname}"
+        """Who this relay is in the audit log (holds, notices, releases, reloads)."""
         self._guard = guard
         self.store = store
         self.checker: Checker | None = None
@@ -131,9 +133,10 @@ class Relay:
             username=rc.next_hop_username,
             password=rc.next_hop_password.get_secret_value() if rc.next_hop_password else None,
         )
+        node = self.node
         try:
             self.review = ReviewService.from_config(
-                self.config, self.store, self.next_hop, node=f"relay@{self.hostname}"
+                self.config, self.store, self.next_hop, node=node
             )
             policy = await asyncio.to_thread(self._review_policy)
         except (SecretError, RulesError) as exc:
@@ -148,6 +151,8 @@ class Relay:
                 attempts=rc.notify_attempts,
                 retry=rc.notify_retry,
                 links=self.review.notice_links if self.config.review.base_url else None,
+                node=node,
+                lease=self.config.review.release_lease.total_seconds(),
             )
             self._notify_task = asyncio.create_task(self.notifier.run(), name="sendguard-notify")
         self.handler = RelayHandler(
@@ -162,6 +167,7 @@ class Relay:
                 notify=rc.notify,
                 auth_enabled=self.users is not None,
                 expire_after=self.config.review.expire_after,
+                node=node,
             ),
         )
         self.handler.review_policy = policy
@@ -289,7 +295,7 @@ class Relay:
             await asyncio.to_thread(
                 self.store.append_audit,
                 "rules_reload",
-                actor=f"relay@{self.hostname}",
+                actor=self.node,
                 details={"ok": ok},
             )
         except StoreError as exc:
