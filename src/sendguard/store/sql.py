@@ -5,7 +5,9 @@ semantics identical. A backend supplies connections through `_read()` (no
 transaction needed) and `_write()` (one transaction, committed on leaving the
 block), and `_for_update`: PostgreSQL locks the rows a transition reads
 (`FOR UPDATE`), while SQLite's `BEGIN IMMEDIATE` already excludes every other
-writer. SQL here uses `?` placeholders; backends translate as they need.
+writer; `_skip_locked` likewise, for the outbox claim, where a node should
+pass over rows another node is claiming rather than wait for them. SQL here
+uses `?` placeholders; backends translate as they need.
 
 Timestamps come from the store's clock (not the database's), so that tests
 can move time and every node stamps holds and audit entries alike.
