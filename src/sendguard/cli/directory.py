@@ -1,12 +1,17 @@
-"""`sendguard directory import|stats`: validate sources and show what loaded."""
+"""`sendguard directory import|stats|reload`: validate sources, show what
+loaded, and ask a running `sendguard serve` to load them again."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import time
+import urllib.error
+import urllib.request
 from datetime import date
 
-from sendguard.cli._common import die
+from sendguard.cli._common import EX_UNAVAILABLE, EX_USAGE, die
 from sendguard.config import Config, ConfigError, load_config
 from sendguard.core.directory import Directory, DirectoryError
 from sendguard.sources import fingerprint, load_directory, load_or_build, save_snapshot
@@ -42,6 +47,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     st.add_argument("paths", nargs="*", metavar="PATH")
     _config_option(st)
     st.set_defaults(func=_stats)
+    rl = cmds.add_parser(
+        "reload",
+        help="make a running sendguard serve load the directory and rules again "
+        "(POST /v1/admin/reload); for a relay alone, send it SIGHUP",
+    )
+    _config_option(rl)
+    rl.add_argument(
+        "--url",
+        help="the server's base URL (default: http:// and the config's [api] listen)",
+    )
+    rl.add_argument(
+        "--token-env",
+        default="SENDGUARD_ADMIN_TOKEN",
+        metavar="NAME",
+        help="environment variable holding an admin API token (default SENDGUARD_ADMIN_TOKEN)",
+    )
+    rl.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (default 600)")
+    rl.set_defaults(func=_reload)
 
 
 def _config_option(p: argparse.ArgumentParser) -> None:
@@ -132,3 +155,42 @@ def _config(path: str | None) -> Config:
         return load_config(path)
     except ConfigError as exc:
         die(str(exc))
+
+
+def _reload(args: argparse.Namespace) -> int:
+    """0 reloaded; 65 refused (the server keeps what it had, every problem
+    printed); 77 the token is not an admin token; 69 no server answered."""
+    token = os.environ.get(args.token_env, "")
+    if not token:
+        die(
+            f"set {args.token_env} to an admin API token (sendguard api-token add NAME "
+            "--role admin)",
+            EX_USAGE,
+        )
+    url = args.url
+    if not url:
+        try:
+            cfg = load_config(getattr(args, "config", None))
+        except ConfigError as exc:
+            die(str(exc))
+        url = f"http://{cfg.api.listen}"
+    req = urllib.request.Request(
+        url.rstrip("/") + "/v1/admin/reload",
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=args.timeout) as r:
+            body = json.load(r)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")
+        if exc.code in (401, 403):
+            die(f"the server refused the token ({exc.code}): an admin token is needed", 77)
+        die(f"reload refused ({exc.code}); the server keeps what it had:\n{detail}")
+    except (OSError, ValueError) as exc:
+        die(f"no answer from {url}: {exc}", EX_UNAVAILABLE)
+    print(
+        f"reloaded: {body.get('entries')} directory entries, {body.get('rules')} rules "
+        f"in {body.get('seconds', 0):.2f} s"
+    )
+    return 0
