@@ -33,6 +33,12 @@ PRACTICE_ODS = "B82005"
 PRACTICE_FAX = "0113 496 0000"
 
 
+def auth(token: str) -> dict[str, str]:
+    """The header that carries an API token. Tests import it from here, not
+    from `conftest`, a name several test folders use."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_support import TcpListener, write_config
+from api_support import TcpListener, auth, write_config
 from fastapi.testclient import TestClient
 
 from sendguard.api import ApiService, create_app
@@ -39,10 +39,6 @@ def tokens(config: Config) -> dict[str, str]:
         "check": add_token(config.api.tokens_file, "practice-system"),
         "admin": add_token(config.api.tokens_file, "ops", Role.ADMIN),
     }
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

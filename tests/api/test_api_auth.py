@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from api_support import auth
 from fastapi.testclient import TestClient
 
-from conftest import auth
 from sendguard.api import ApiService, create_app
 from sendguard.api.tokens import (
     Role,

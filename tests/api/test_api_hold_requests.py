@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_support import JANE_NHS, PRACTICE_ODS
+from api_support import JANE_NHS, PRACTICE_ODS, auth
 from fastapi.testclient import TestClient
 
-from conftest import auth
 from sendguard.api import ApiService, create_app
 from sendguard.config import Config, load_config
 from sendguard.guard import Guard

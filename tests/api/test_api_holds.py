@@ -21,10 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import JANE_NHS, PRACTICE_ODS, LiveServer, TcpListener
+from api_support import JANE_NHS, PRACTICE_ODS, LiveServer, TcpListener, auth
 from hold_support import WAIT, CallbackSink, pg_schema, pg_unreachable, serve_config, wait_until
 
-from conftest import auth
 from sendguard.api.logs import JsonFormatter
 from sendguard.api.tokens import Role, add_token
 from sendguard.cli import main as cli

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_support import JANE_NHS, PRACTICE_ODS, ROOT, WAIT, LiveServer
+from api_support import JANE_NHS, PRACTICE_ODS, ROOT, WAIT, LiveServer, auth
 
-from conftest import auth
 from sendguard.api.tokens import Role, add_token
 from sendguard.config import Config
 

@@ -7,10 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-from api_support import DEMO, TcpListener, free_port, write_config
+from api_support import DEMO, TcpListener, auth, free_port, write_config
 from fastapi.testclient import TestClient
 
-from conftest import auth
 from sendguard.api import ApiService, create_app
 from sendguard.api.tokens import Role, add_token
 from sendguard.config import Config, load_config

@@ -23,11 +23,11 @@ from api_support import (
     WAIT,
     LiveServer,
     ServeProcess,
+    auth,
     write_config,
 )
 from test_api_operations import metric
 
-from conftest import auth
 from sendguard.api.tokens import Role, add_token
 from sendguard.config import load_config
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import schemathesis
+from api_support import auth
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
-from conftest import auth
 from sendguard.api import ApiService, create_app
 
 EXAMPLES = {GenerationMode.POSITIVE: 40, GenerationMode.NEGATIVE: 15}

@@ -1,11 +1,15 @@
 """Fixtures for the web UI and /v1/held: a config in tmp_path, a real store
 (SQLite, and PostgreSQL where it answers), a real ReviewService whose next
-hop is a real aiosmtpd sink, users of every role, API tokens, and the app."""
+hop is a real aiosmtpd sink, users of every role, API tokens, and the app.
+
+Helpers that tests call themselves (write_config, make_client, ...) live in
+webkit.py: a test module that imports `conftest` by name gets whichever
+conftest.py pytest imported first when several folders run together."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,55 +22,22 @@ for folder in (HERE.parent / "store", HERE.parent / "relay"):
 from fastapi.testclient import TestClient  # noqa: E402
 from storekit import drop_schema, new_schema, pg_unreachable, pg_url  # noqa: E402
 from support import DEMO, Sink  # noqa: E402
-from webkit import SENDER_ADDRESSES, Clock, Tokens, add_users  # noqa: E402
+from webkit import (  # noqa: E402
+    Clock,
+    Tokens,
+    add_users,
+    close_hop,
+    make_client,
+    make_review,
+    write_config,
+)
 
-from sendguard.api import ApiService, create_app  # noqa: E402
-from sendguard.api.tokens import Role, TokenTable, add_token  # noqa: E402
-from sendguard.api.webapp import WebContext  # noqa: E402
-from sendguard.config import Config, load_config  # noqa: E402
+from sendguard.api.tokens import Role, add_token  # noqa: E402
+from sendguard.config import Config  # noqa: E402
 from sendguard.guard import Guard  # noqa: E402
-from sendguard.relay.forward import NextHop  # noqa: E402
 from sendguard.review.service import ReviewService  # noqa: E402
-from sendguard.review.settings import ReviewSettings  # noqa: E402
-from sendguard.review.tokens import TokenSigner  # noqa: E402
 from sendguard.store.base import Store  # noqa: E402
 from sendguard.store.sqlite import SqliteStore  # noqa: E402
-
-LINK_SECRET = b"l" * 32
-BASE_URL = "https://sendguard.test"
-
-
-def write_config(folder: Path, next_hop_port: int, web_extra: str = "") -> Config:
-    addresses = "{ " + ", ".join(f"{k} = {v!r}" for k, v in SENDER_ADDRESSES.items()) + " }"
-    text = f"""
-[directory]
-sources = ["{DEMO}"]
-
-[relay]
-next_hop = "127.0.0.1:{next_hop_port}"
-hostname = "relay.test"
-notify = false
-
-[store]
-url = "sqlite:///var/quarantine.db"
-
-[api]
-tokens_file = "api-tokens.toml"
-
-[review]
-secret_file = "review.key"
-base_url = "{BASE_URL}"
-
-[web]
-session_secret_file = "web-session.key"
-sender_addresses = {addresses}
-page_size = 5
-{web_extra}
-""".replace("'", '"')
-    (folder / "var").mkdir(exist_ok=True)
-    path = folder / "sendguard.toml"
-    path.write_text(text, encoding="utf-8")
-    return load_config(path, environ={})
 
 
 @pytest.fixture
@@ -119,17 +90,6 @@ def any_store(request: pytest.FixtureRequest, config: Config, clock: Clock) -> I
         drop_schema(schema)
 
 
-def make_review(store: Store, sink: Sink, clock: Clock) -> ReviewService:
-    hop = NextHop("127.0.0.1", sink.port, local_hostname="relay.test", connections=2, timeout=10)
-    return ReviewService(
-        store,
-        hop,
-        TokenSigner([LINK_SECRET]),
-        ReviewSettings(base_url=BASE_URL, node="test"),
-        clock=clock,
-    )
-
-
 @pytest.fixture
 def tokens(config: Config) -> Tokens:
     f = config.api.tokens_file
@@ -143,22 +103,6 @@ def tokens(config: Config) -> Tokens:
 @pytest.fixture(scope="session")
 def guard() -> Guard:
     return Guard.load(directory=DEMO)
-
-
-def make_client(
-    config: Config,
-    store: Store,
-    review: ReviewService,
-    guard: Guard,
-    *,
-    clock: Callable[[], float] | None = None,
-    peer: tuple[str, int] = ("127.0.0.1", 50000),
-) -> TestClient:
-    """The whole app (check API, UI, /v1/held) as `sendguard serve` builds it."""
-    tokens = TokenTable(config.api.tokens_file)
-    service = ApiService(config, guard, tokens=tokens, store=store)
-    web = WebContext.create(config, store, review, clock=clock)
-    return TestClient(create_app(service, web=web), base_url="http://testserver", client=peer)
 
 
 @pytest.fixture
@@ -184,9 +128,3 @@ def any_client(
     with make_client(config, any_store, review, guard) as c:
         yield c
         close_hop(c, review)
-
-
-def close_hop(client: TestClient, review: ReviewService) -> None:
-    """Close the next hop's pooled connections on the client's event loop."""
-    if review.next_hop is not None:
-        client.portal.call(review.next_hop.close)  # type: ignore[union-attr]

@@ -95,7 +95,7 @@ def test_failed_sign_ins_are_limited_per_user_name(client: TestClient, store: St
 def test_failed_sign_ins_are_limited_per_address(
     tmp_path_factory: pytest.TempPathFactory, store: Store, review: ReviewService, guard: Guard
 ) -> None:
-    from conftest import make_client, write_config
+    from webkit import make_client, write_config
 
     extra = 'login_max_failures_per_address = 3\ntrusted_proxies = ["10.9.0.0/16"]'
     cfg = write_config(tmp_path_factory.mktemp("limits"), 25, extra)
@@ -179,7 +179,7 @@ def test_a_forged_or_tampered_session_cookie_is_refused(client: TestClient) -> N
 def test_idle_and_old_sessions_end(
     config: Config, store: Store, review: ReviewService, guard: Guard
 ) -> None:
-    from conftest import make_client
+    from webkit import make_client
 
     now = [1_000_000.0]
     with make_client(config, store, review, guard, clock=lambda: now[0]) as c:
@@ -228,7 +228,7 @@ def test_pages_carry_security_headers(client: TestClient, store: Store) -> None:
 def test_secure_cookies_when_configured(
     tmp_path_factory: pytest.TempPathFactory, store: Store, review: ReviewService, guard: Guard
 ) -> None:
-    from conftest import make_client, write_config
+    from webkit import make_client, write_config
 
     cfg = write_config(tmp_path_factory.mktemp("secure"), 25, "secure_cookies = true")
     with make_client(cfg, store, review, guard) as c:
@@ -239,7 +239,7 @@ def test_secure_cookies_when_configured(
 def test_a_trusted_proxy_header_signs_in_only_from_trusted_proxies(
     tmp_path_factory: pytest.TempPathFactory, store: Store, review: ReviewService, guard: Guard
 ) -> None:
-    from conftest import make_client, write_config
+    from webkit import make_client, write_config
 
     extra = 'trusted_user_header = "X-Remote-User"\ntrusted_proxies = ["10.9.0.0/16"]'
     cfg = write_config(tmp_path_factory.mktemp("proxy"), 25, extra)

@@ -7,9 +7,8 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 from support import Sink
-from webkit import Clock, csrf_of, hold
+from webkit import BASE_URL, Clock, csrf_of, hold
 
-from conftest import BASE_URL
 from sendguard.review.service import ReviewService
 from sendguard.store.base import Store
 from sendguard.store.models import HoldStatus

@@ -18,7 +18,7 @@ from sendguard.store.base import Store
 async def test_the_ui_waits_for_a_quarantine_that_cannot_be_opened(
     tmp_path: Path, sink: Sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from conftest import write_config
+    from webkit import write_config
 
     monkeypatch.setattr(webserve, "RETRY", 0.05)
     blocker = tmp_path / "var"
@@ -54,9 +54,8 @@ async def test_a_local_client_cannot_pose_as_a_trusted_proxy(tmp_path: Path, sin
     """Only [web] trusted_proxies may name the user or the client address: a
     loopback client's X-Forwarded-For must not make it look like one."""
     import httpx
-    from webkit import add_users
+    from webkit import add_users, write_config
 
-    from conftest import write_config
     from sendguard.api.server import ApiServer
     from sendguard.store.sqlite import SqliteStore
 

@@ -1,21 +1,37 @@
-"""Helpers for the web UI and /v1/held tests: users, holds, sign-in, forms.
+"""Helpers for the web UI and /v1/held tests: configs, the app, users,
+holds, sign-in, forms.
 
 Everything runs against a real store (SQLite; PostgreSQL where it answers),
-a real ReviewService and a real SMTP sink as the next hop.
+a real ReviewService and a real SMTP sink as the next hop. Tests import
+these from here, never from `conftest` (which name is ambiguous once other
+test folders run in the same pytest call). `support` (tests/relay) is on
+sys.path by the time this is imported: conftest.py puts it there.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 from httpx import Response
+from support import DEMO, Sink
 
+from sendguard.api import ApiService, create_app
+from sendguard.api.tokens import TokenTable
+from sendguard.api.webapp import WebContext
+from sendguard.config import Config, load_config
 from sendguard.core.models import Action, Channel, Finding, Verdict
+from sendguard.guard import Guard
+from sendguard.relay.forward import NextHop
+from sendguard.review.service import ReviewService
+from sendguard.review.settings import ReviewSettings
+from sendguard.review.tokens import TokenSigner
 from sendguard.store import MailEnvelope
 from sendguard.store.base import Store
 
@@ -149,3 +165,73 @@ class Tokens:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+LINK_SECRET = b"l" * 32
+BASE_URL = "https://sendguard.test"
+
+
+def write_config(folder: Path, next_hop_port: int, web_extra: str = "") -> Config:
+    addresses = "{ " + ", ".join(f"{k} = {v!r}" for k, v in SENDER_ADDRESSES.items()) + " }"
+    text = f"""
+[directory]
+sources = ["{DEMO}"]
+
+[relay]
+next_hop = "127.0.0.1:{next_hop_port}"
+hostname = "relay.test"
+notify = false
+
+[store]
+url = "sqlite:///var/quarantine.db"
+
+[api]
+tokens_file = "api-tokens.toml"
+
+[review]
+secret_file = "review.key"
+base_url = "{BASE_URL}"
+
+[web]
+session_secret_file = "web-session.key"
+sender_addresses = {addresses}
+page_size = 5
+{web_extra}
+""".replace("'", '"')
+    (folder / "var").mkdir(exist_ok=True)
+    path = folder / "sendguard.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(path, environ={})
+
+
+def make_review(store: Store, sink: Sink, clock: Clock) -> ReviewService:
+    hop = NextHop("127.0.0.1", sink.port, local_hostname="relay.test", connections=2, timeout=10)
+    return ReviewService(
+        store,
+        hop,
+        TokenSigner([LINK_SECRET]),
+        ReviewSettings(base_url=BASE_URL, node="test"),
+        clock=clock,
+    )
+
+
+def make_client(
+    config: Config,
+    store: Store,
+    review: ReviewService,
+    guard: Guard,
+    *,
+    clock: Callable[[], float] | None = None,
+    peer: tuple[str, int] = ("127.0.0.1", 50000),
+) -> TestClient:
+    """The whole app (check API, UI, /v1/held) as `sendguard serve` builds it."""
+    tokens = TokenTable(config.api.tokens_file)
+    service = ApiService(config, guard, tokens=tokens, store=store)
+    web = WebContext.create(config, store, review, clock=clock)
+    return TestClient(create_app(service, web=web), base_url="http://testserver", client=peer)
+
+
+def close_hop(client: TestClient, review: ReviewService) -> None:
+    """Close the next hop's pooled connections on the client's event loop."""
+    if review.next_hop is not None:
+        client.portal.call(review.next_hop.close)  # type: ignore[union-attr]
