@@ -32,7 +32,7 @@ from sendguard.relay.forward import NextHop
 from sendguard.review.service import ReviewService
 from sendguard.review.settings import ReviewSettings
 from sendguard.review.tokens import TokenSigner
-from sendguard.store import MailEnvelope
+from sendguard.store import HoldKind, MailEnvelope
 from sendguard.store.base import Store
 
 PASSWORD = "correct horse battery staple"
@@ -126,6 +126,33 @@ def hold(
         message_id="<m@practice.test>",
         notify=False,
         **options,
+    )
+
+
+def api_hold(
+    store: Store,
+    *,
+    token: str | None = "practice-system",
+    kind: HoldKind = HoldKind.FAX,
+    requires_reviewer: bool = False,
+) -> str:
+    """A fax (or letter) held as `POST /v1/check/fax|letter` holds it: the
+    check token's name in `meta` (none with `token=None`, as a hold made
+    before the API recorded it)."""
+    meta = {"via": "http"} | ({"token": token} if token is not None else {})
+    if kind is HoldKind.LETTER:
+        payload: dict[str, Any] = {"addressee": "Mrs J Smith", "address": "3 Park Lane\nLS6 2AB"}
+        why = verdict("letter.address_mismatch", channel=Channel.LETTER, recipient="Mrs J Smith")
+    else:
+        payload = {"number": "0113 496 0001", "intended": "B82005"}
+        why = verdict("fax.near_known", channel=Channel.FAX, recipient="+441134960001")
+    return store.hold_send(
+        kind,
+        payload,
+        why,
+        f"api:{token}",
+        meta=meta,
+        requires_reviewer=requires_reviewer,
     )
 
 

@@ -2,16 +2,18 @@
 
     GET  /v1/held                 list (reviewer, admin): status, kind, code,
                                   sender, since, until, limit, offset
-    GET  /v1/held/{id}            one hold: status, findings, decision (any token)
+    GET  /v1/held/{id}            one hold: status, findings, decision
     POST /v1/held/{id}/release    {"reason": code}; a check token only for
                                   holds that need no reviewer
-    POST /v1/held/{id}/cancel     {"reason": code} (any token)
+    POST /v1/held/{id}/cancel     {"reason": code}
 
 Tokens are the API's own (`sendguard api-token add NAME --role ...`):
-`check` tokens are what practice systems hold: they poll the hold a check
-made (a held fax or letter), and may cancel it or release it when no
-reviewer is needed; `reviewer` and `admin` tokens list and decide every
-hold. The decision is audited with the token's name as `api:NAME`.
+`check` tokens are what practice systems hold: each sees only the faxes
+and letters its own checks held (the check API records the token's name
+with the hold), to poll, cancel, or release when no reviewer is needed;
+any other hold is "not found" to it (404, not 403, so that a guessed or
+leaked id is not confirmed). `reviewer` and `admin` tokens list and decide
+every hold. The decision is audited with the token's name as `api:NAME`.
 The detail never includes the message or payload itself.
 """
 
@@ -32,7 +34,7 @@ from sendguard.api.models import ErrorBody
 from sendguard.api.tokens import ApiToken, Role
 from sendguard.api.webapp import ctx_of
 from sendguard.core.models import Finding
-from sendguard.store.models import HeldMessage, HoldNotFound, HoldSummary
+from sendguard.store.models import HeldMessage, HoldKind, HoldNotFound, HoldSummary
 
 __all__ = ["router"]
 
@@ -42,7 +44,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorBody, "description": "the token's role may not do this"},
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "no hold has this id"},
+    404: {
+        "model": ErrorBody,
+        "description": "no hold has this id, or none that this token may see",
+    },
 }
 MAX_LIMIT = 500
 
@@ -208,10 +213,20 @@ async def list_held(
     return await ctx.io(run)
 
 
-async def _get(request: Request, hold_id: str) -> HeldMessage:
+def may_see(token: ApiToken, hold: HeldMessage) -> bool:
+    """Reviewer and admin tokens see every hold; a check token (a practice
+    system) only the faxes and letters its own checks held."""
+    if token.role in (Role.REVIEWER, Role.ADMIN):
+        return True
+    return hold.kind is not HoldKind.EMAIL and hold.meta.get("token") == token.name
+
+
+async def _get(request: Request, hold_id: str, token: ApiToken) -> HeldMessage:
+    """The hold, or 404 when there is none or the token may not see it: the
+    same answer for both, so a check token cannot probe for other ids."""
     ctx = ctx_of(request)
     hold = await ctx.io(ctx.store.get, hold_id) if len(hold_id) <= 64 else None
-    if hold is None:
+    if hold is None or not may_see(token, hold):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no hold has this id")
     fields = log_fields.get()
     if fields is not None:
@@ -221,8 +236,9 @@ async def _get(request: Request, hold_id: str) -> HeldMessage:
 
 @router.get("/{hold_id}", response_model=HeldDetail, responses=_ERRORS | _NOT_FOUND)
 async def get_held(request: Request, hold_id: str, token: AnyToken) -> HeldDetail:
-    """One hold: status, findings and the decision (who, when, why)."""
-    return HeldDetail.of_hold(await _get(request, hold_id))
+    """One hold: status, findings and the decision (who, when, why). A check
+    token sees only the faxes and letters its own checks held."""
+    return HeldDetail.of_hold(await _get(request, hold_id, token))
 
 
 _DECISION_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -247,7 +263,7 @@ async def _decide(
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"reason: one of {', '.join(allowed)}"
         )
-    hold = await _get(request, hold_id)
+    hold = await _get(request, hold_id, token)
     reviewer = token.role in (Role.REVIEWER, Role.ADMIN)
     if action == "release" and hold.requires_reviewer and not reviewer:
         raise HTTPException(
@@ -283,11 +299,12 @@ async def _decide(
 
 @router.post("/{hold_id}/release", response_model=DecisionResult, responses=_DECISION_ERRORS)
 async def release_held(request: Request, hold_id: str, body: DecisionBody, token: AnyToken) -> Any:
-    """Release a hold: it is sent on to the held recipients."""
+    """Release a hold: it is sent on to the held recipients (a check token:
+    its own fax or letter, when no reviewer is needed)."""
     return await _decide(request, hold_id, token, "release", body.reason)
 
 
 @router.post("/{hold_id}/cancel", response_model=DecisionResult, responses=_DECISION_ERRORS)
 async def cancel_held(request: Request, hold_id: str, body: DecisionBody, token: AnyToken) -> Any:
-    """Cancel a hold: it is never sent."""
+    """Cancel a hold: it is never sent (a check token: its own fax or letter)."""
     return await _decide(request, hold_id, token, "cancel", body.reason)

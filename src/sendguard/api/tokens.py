@@ -56,9 +56,10 @@ _HEADER = (
 
 
 class Role(StrEnum):
-    """`check` may call the check endpoints (and read, cancel or release a
-    hold that needs no reviewer); `reviewer` may also list holds and decide
-    any; `admin` may do all that and reload."""
+    """`check` may call the check endpoints and read, cancel or release
+    (when no reviewer is needed) the faxes and letters its own checks held;
+    `reviewer` may list holds and decide any; `admin` may do all that and
+    reload."""
 
     CHECK = "check"
     REVIEWER = "reviewer"
