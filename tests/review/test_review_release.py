@@ -316,3 +316,49 @@ async def test_a_node_without_a_next_hop_leaves_due_releases_to_a_relay(
     assert (await relay.run_due()).released == 1
     [got] = await sink.arrived(1)
     assert got.data.startswith(f"X-Sendguard-Released: {hold_id} by rita\r\n".encode())
+
+
+async def test_a_new_release_after_a_failed_series_gets_every_attempt(
+    store: SqlStore, clock: Clock, sink: Sink, next_hop: NextHop
+) -> None:
+    """One 451 on the next person's release is a retry, not a final failure."""
+    service = make_service(store, next_hop, clock, release_attempts=2)
+    hold_id = hold_email(store)
+    sink.data_reply = "451 4.3.0 busy"
+    await service.release(hold_id, actor="rita", reason="ok", reviewer=True)
+    clock.advance(seconds=61)
+    assert (await service.run_due()).failed == 1  # attempt 2 of 2
+    again = await service.release(hold_id, actor="sam", reason="ok", reviewer=True)
+    assert (again.done, again.status) == (True, HoldStatus.PENDING)  # attempt 1 of 2
+    sink.data_reply = None
+    clock.advance(seconds=61)
+    assert (await service.run_due()).released == 1
+    [got] = await sink.arrived(1)
+    assert got.data.startswith(f"X-Sendguard-Released: {hold_id} by sam\r\n".encode())
+
+
+async def test_a_release_failing_after_the_expiry_time_is_not_expired(
+    store: SqlStore, clock: Clock, sink: Sink, next_hop: NextHop
+) -> None:
+    """Approved mail whose retries ran past the hold's expiry waits a full
+    `expire_after` for a person once it has failed, instead of being
+    expired, unsent, on the next pass."""
+    service = make_service(store, next_hop, clock, expire_after=timedelta(days=7))
+    hold_id = hold_email(store, expires_at=clock.now + timedelta(minutes=1))
+    sink.data_reply = "451 4.3.0 busy"
+    await service.release(hold_id, actor="rita", reason="ok", reviewer=True)
+    clock.advance(seconds=61)
+    assert (await service.run_due()).pending == 1
+    sink.data_reply = "554 5.7.1 no thanks"
+    clock.advance(seconds=121)
+    assert (await service.run_due()).failed == 1
+    failed_at = clock.now
+    clock.advance(seconds=5)
+    assert (await service.run_due()).expired == 0
+    held = store.get(hold_id)
+    assert held is not None
+    assert (held.status, held.expires_at) == (HoldStatus.FAILED, failed_at + timedelta(days=7))
+    [*_, last] = store.audit_entries(hold_id=hold_id, event="release_failed")
+    assert (last.details["final"], last.details["error"]) == (True, "554 5.7.1 no thanks")
+    clock.advance(days=7)
+    assert (await service.run_due()).expired == 1  # nobody decided in the new window

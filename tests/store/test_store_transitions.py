@@ -141,6 +141,73 @@ def test_a_refused_release_fails_for_a_person_to_decide(store: SqlStore, clock: 
     assert status(store, hold_id) is HoldStatus.CANCELLED
 
 
+def test_a_new_release_decision_gets_every_attempt_again(store: SqlStore, clock: Clock) -> None:
+    """After a failed series, the next person's release has the full series
+    of attempts, not what was left of the earlier one; the audit keeps them."""
+    hold_id = store.hold(RAW, ENV, verdict("x"))
+    first = claim(store, hold_id, "alice")
+    store.mark_release_failed(hold_id, first, "451 busy", clock.now + timedelta(minutes=1))
+    clock.advance(minutes=1)
+    retry = claim(store, hold_id, "node-a")
+    assert retry.attempt == 2
+    assert store.mark_release_failed(hold_id, retry, "451 busy", None)  # out of attempts
+    assert store.get(hold_id).release_attempts == 2  # type: ignore[union-attr]
+    again = claim(store, hold_id, "bob")
+    assert again.attempt == 1
+    assert store.get(hold_id).release_attempts == 1  # type: ignore[union-attr]
+    assert store.mark_release_failed(hold_id, again, "550 5.1.1 no such user", None)
+    assert store.queue_release(hold_id, "rita")  # from a node without a next hop
+    assert store.get(hold_id).release_attempts == 0  # type: ignore[union-attr]
+    assert claim(store, hold_id, "relay@b").attempt == 1
+    releases = store.audit_entries(hold_id=hold_id, event="release")
+    assert [(e.actor, e.details.get("earlier_attempts")) for e in releases] == [
+        ("alice", None),
+        ("bob", 2),
+        ("rita", 1),
+    ]
+    failures = store.audit_entries(hold_id=hold_id, event="release_failed")
+    assert [(e.actor, e.details["attempt"], e.details["final"]) for e in failures] == [
+        ("alice", 1, False),
+        ("node-a", 2, True),
+        ("bob", 1, True),
+    ]
+
+
+def test_a_release_failing_for_good_gets_a_new_expiry(store: SqlStore, clock: Clock) -> None:
+    """Retries may run past the hold's expiry; the failed release is then
+    not expired on the next pass, but waits a full window for a person."""
+    hold_id = store.hold(RAW, ENV, verdict("x"), expires_at=clock.now + timedelta(hours=1))
+    no_expiry = store.hold(RAW, ENV, verdict("x"))
+    first = claim(store, hold_id)
+    store.mark_release_failed(hold_id, first, "451 busy", clock.now + timedelta(hours=2))
+    clock.advance(hours=2)
+    assert store.due_expiries(clock.now) == []  # pending: a release in progress
+    retry = claim(store, hold_id, "node-a")
+    week = clock.now + timedelta(days=7)
+    assert store.mark_release_failed(hold_id, retry, "451 busy", None, expires_at=week)
+    got = store.get(hold_id)
+    assert got is not None
+    assert (got.status, got.expires_at) == (HoldStatus.FAILED, week)
+    assert store.due_expiries(clock.now) == []
+    assert not store.expire(hold_id, ExpiryOutcome.CANCEL)
+    [*_, last] = store.audit_entries(hold_id=hold_id, event="release_failed")
+    assert last.details == {
+        "error": "451 busy",
+        "status": "failed",
+        "final": True,
+        "expires_at": "2026-11-27T11:00:00.000000Z",
+        "attempt": 2,
+    }
+    c = claim(store, no_expiry)
+    assert store.mark_release_failed(no_expiry, c, "550 no", None, expires_at=week)
+    got = store.get(no_expiry)
+    assert got is not None
+    assert got.expires_at is None  # a hold that never expired still does not
+    assert "expires_at" not in store.audit_entries(event="release_failed")[-1].details
+    clock.advance(days=7)
+    assert [h.hold_id for h in store.due_expiries(clock.now)] == [hold_id]
+
+
 def test_a_crashed_releasers_lease_is_taken_over(backend: Backend, clock: Clock) -> None:
     node_a, node_b = backend.make(), backend.make()
     hold_id = node_a.hold(RAW, ENV, verdict("x"))
@@ -212,7 +279,7 @@ def test_a_queued_release_from_failed_or_escalated_and_its_cancel(
     store.mark_release_failed(failed, claim(store, failed), "550 no such user", None)
     assert store.queue_release(failed, "rita")
     (entry,) = [e for e in store.audit_entries(hold_id=failed) if e.details.get("queued")]
-    assert entry.details == {"from": "failed", "queued": True}
+    assert entry.details == {"from": "failed", "queued": True, "earlier_attempts": 1}
     escalated = store.hold(RAW, ENV, verdict("x"), expires_at=clock.now)
     assert store.expire(escalated, ExpiryOutcome.ESCALATE, next_expires_at=clock.now)
     assert store.queue_release(escalated, "carol", reason="ok")

@@ -470,9 +470,15 @@ class ReviewService:
                 reply=line,
             )
         retry = reply.temporary and claim.attempt < self.settings.release_attempts
-        next_at = self._clock() + self.settings.backoff(claim.attempt) if retry else None
+        now = self._clock()
+        next_at = now + self.settings.backoff(claim.attempt) if retry else None
         kept = await asyncio.to_thread(
-            self.store.mark_release_failed, hold_id, claim, line, next_at
+            self.store.mark_release_failed,
+            hold_id,
+            claim,
+            line,
+            next_at,
+            expires_at=None if retry else now + self.settings.expire_after,
         )
         log.warning(
             "hold %s: release attempt %d failed (%d)%s",

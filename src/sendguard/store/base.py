@@ -202,7 +202,9 @@ class Store(abc.ABC):
         """Claim a hold for sending it on; the hold (with `claim` set) or None.
 
         From held/escalated/failed this is the release decision (`decided_by`
-        = actor, audited `release`); from pending it is a retry
+        = actor, audited `release`), and its attempts count from 1 again (a
+        hold that failed earlier gets the full series; the audit keeps the
+        earlier attempts); from pending it is a retry
         (`release_retry`); from releasing whose lease has run out it is a
         takeover of a crashed releaser's claim (`release_takeover`). None when
         released, being released under a live lease, or cancelled. Raises
@@ -214,7 +216,7 @@ class Store(abc.ABC):
     def queue_release(self, hold_id: str, actor: str, *, reason: str | None = None) -> bool:
         """The release decision made on a node that cannot send (no next
         hop): the hold becomes `pending`, due at once, for a releaser's job
-        to claim. No delivery attempt is spent. Audited `release` (with
+        to claim, with its attempt count back at 0. Audited `release` (with
         `queued: true`) by `actor`, who is `decided_by`, as `claim_release`
         from held/escalated/failed would. False when the hold is not
         awaiting a decision (released, being released, pending, closed);
@@ -232,11 +234,17 @@ class Store(abc.ABC):
         claim: ReleaseClaim,
         error: str,
         next_attempt: datetime | None,
+        *,
+        expires_at: datetime | None = None,
     ) -> bool:
         """The next hop was down or refused. With `next_attempt` the hold is
         `pending` and offered again by `due_releases` then; without it (a
         permanent refusal, attempts used up) it is `failed`, for a person to
-        release again or cancel. False if the claim was taken over meanwhile."""
+        release again or cancel, audited `release_failed` with `final: true`.
+        `expires_at` then replaces the hold's expiry (if it has one), so that
+        the original expiry, which may have passed while the release was
+        retried, does not expire the failed release at once. False if the
+        claim was taken over meanwhile."""
 
     @abc.abstractmethod
     def cancel(self, hold_id: str, actor: str, reason: str) -> bool:

@@ -77,6 +77,17 @@ def new_hold_id() -> str:
     return "".join(out)
 
 
+def _decision_details(status: HoldStatus, reason: str | None, earlier: int) -> dict[str, Any]:
+    """The `release` entry's details: from where, why, and how many attempts
+    an earlier release decision spent (its own entries record each one)."""
+    details: dict[str, Any] = {"from": status.value}
+    if reason is not None:
+        details["reason"] = reason
+    if earlier:
+        details["earlier_attempts"] = earlier
+    return details
+
+
 def _in(values: Iterable[str]) -> tuple[str, builtins.list[str]]:
     vals = sorted(values)
     return f"({', '.join('?' * len(vals))})", vals
@@ -389,12 +400,13 @@ class SqlStore(AccountMethods, Store):
             status = HoldStatus(row["status"])
             sets: dict[str, Any] = {}
             details: dict[str, Any] = {}
+            base = int(row["release_attempts"])
             if status in AWAITING_DECISION:
+                # a new decision gets every attempt again; the audit keeps the earlier ones
                 event = "release"
                 sets = {"decided_by": actor, "decided_at": now, "reason": reason}
-                details["from"] = status.value
-                if reason is not None:
-                    details["reason"] = reason
+                details |= _decision_details(status, reason, base)
+                base = 0
             elif status is HoldStatus.PENDING:
                 event = "release_retry"
             elif status is HoldStatus.RELEASING and require_ts(row["lease_until"]) <= now:
@@ -402,7 +414,7 @@ class SqlStore(AccountMethods, Store):
                 details["previous_owner"] = row["lease_owner"]
             else:
                 return None
-            attempt = int(row["release_attempts"]) + 1
+            attempt = base + 1
             lease_until = now + timedelta(seconds=lease_seconds)
             sets |= {
                 "status": HoldStatus.RELEASING.value,
@@ -432,13 +444,12 @@ class SqlStore(AccountMethods, Store):
                 "decided_at": now,
                 "reason": reason,
                 "release_next_at": now,
+                "release_attempts": 0,
             }
             if not self._swap(db, row, sets):
                 return False
-            details: dict[str, Any] = {"from": status.value, "queued": True}
-            if reason is not None:
-                details["reason"] = reason
-            self._append(db, "release", actor, hold_id, details)
+            details = _decision_details(status, reason, int(row["release_attempts"]))
+            self._append(db, "release", actor, hold_id, details | {"queued": True})
         return True
 
     def _finish_release(
@@ -448,6 +459,7 @@ class SqlStore(AccountMethods, Store):
         sets: dict[str, Any],
         event: str,
         details: dict[str, Any],
+        then: Callable[[Conn], None] | None = None,
     ) -> bool:
         if claim.hold_id != hold_id:
             raise ValueError(f"the claim is for hold {claim.hold_id!r}, not {hold_id!r}")
@@ -460,6 +472,8 @@ class SqlStore(AccountMethods, Store):
             )
             if cur.rowcount != 1:
                 return False
+            if then is not None:
+                then(db)
             self._append(db, event, claim.owner, hold_id, details | {"attempt": claim.attempt})
         return True
 
@@ -479,13 +493,30 @@ class SqlStore(AccountMethods, Store):
         claim: ReleaseClaim,
         error: str,
         next_attempt: datetime | None,
+        *,
+        expires_at: datetime | None = None,
     ) -> bool:
-        status = HoldStatus.FAILED if next_attempt is None else HoldStatus.PENDING
+        final = next_attempt is None
+        status = HoldStatus.FAILED if final else HoldStatus.PENDING
         sets = {"status": status.value, "release_error": error, "release_next_at": next_attempt}
-        details: dict[str, Any] = {"error": error, "status": status.value}
+        details: dict[str, Any] = {"error": error, "status": status.value, "final": final}
         if next_attempt is not None:
             details["next_attempt"] = ts_text(next_attempt)
-        return self._finish_release(hold_id, claim, sets, "release_failed", details)
+
+        def failed_for_good(db: Conn) -> None:
+            """A person decides again: the full expiry window from now (a hold
+            that never expired still does not)."""
+            if expires_at is None:
+                return
+            cur = db.execute(
+                "UPDATE holds SET expires_at = ? WHERE id = ? AND expires_at IS NOT NULL",
+                (expires_at, hold_id),
+            )
+            if cur.rowcount == 1:
+                details["expires_at"] = ts_text(expires_at)
+
+        then = failed_for_good if final else None
+        return self._finish_release(hold_id, claim, sets, "release_failed", details, then)
 
     def _close(
         self,
