@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 
@@ -137,6 +138,26 @@ def test_notification_says_what_and_why_without_content() -> None:
     assert "email.domain_typo (hold)" in text
     assert "suggestion: try again" in text
     assert "email.near_known" not in text  # monitor-only findings are not reasons
+    for secret in ("Biopsy", "SECRET", "943 476 5919"):
+        assert secret not in data.decode()
+
+
+def test_a_failed_release_notice_says_it_was_not_delivered_and_why() -> None:
+    failed = replace(
+        held_message(),
+        status=HoldStatus.FAILED,
+        release_error="550 5.1.1 <jane@gmial.com>: Recipient address rejected",
+    )
+    links = {"cancel": "https://review.test/decide/cancel/t"}
+    data = compose_notification(failed, sender="s@org.nhs.uk", hostname="relay.org", links=links)
+    msg = message_from_bytes(data, policy=policy.default)
+    assert msg["Subject"] == "Not delivered: your released message [abcdefghjkmn]"
+    text = msg.get_content()
+    assert "released, but the next" in text
+    assert "550 5.1.1 <jane@gmial.com>: Recipient address rejected" in text
+    assert "jane@gmial.com  (held)" in text
+    assert "A reviewer will release or cancel it." not in text
+    assert "https://review.test/decide/cancel/t" in text
     for secret in ("Biopsy", "SECRET", "943 476 5919"):
         assert secret not in data.decode()
 

@@ -209,3 +209,55 @@ async def test_reload_is_audited(make_relay: MakeRelay, tmp_path: Path) -> None:
     entries = relay.store.audit_entries(event="rules_reload")
     assert [e.details["ok"] for e in entries] == [True, False]
     assert entries[0].actor == "relay@relay.test"
+
+
+async def notices_for(sink: Sink, hold_id: str, n: int) -> list[Any]:
+    """The first `n` notices the sink received about `hold_id`, parsed."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = [
+            msg
+            for msg in (message_from_bytes(m.data, policy=policy.default) for m in sink.messages)
+            if msg["X-Sendguard-Hold"] == hold_id
+        ]
+        if len(found) >= n:
+            return found[:n]
+        assert time.monotonic() < deadline, f"{len(found)} notice(s) for {hold_id}, expected {n}"
+        await asyncio.sleep(0.05)
+
+
+async def test_the_sender_is_told_when_a_release_fails_for_good(
+    make_relay: MakeRelay, sink: Sink
+) -> None:
+    relay = await make_relay()
+    typo = "jane.smith@gmial.com"
+    r = await smtp_send(relay.address[1], GP, [typo], message(to=typo))
+    hold_id = hold_id_of(r.text)
+    await notices_for(sink, hold_id, 1)
+    sink.rcpt_replies[typo] = "550 5.1.1 no such user here"
+    assert relay.review is not None
+    out = await relay.review.release(hold_id, actor="rita", reason="ok", reviewer=True)
+    assert (out.done, out.status) == (False, HoldStatus.FAILED)
+    first, second = await notices_for(sink, hold_id, 2)
+    assert first["Subject"].startswith("Held for review")
+    assert second["Subject"] == f"Not delivered: your released message [{hold_id}]"
+    assert second["To"] == GP
+    text = second.get_body().get_content()
+    assert "550 5.1.1 no such user here" in text
+    found = re.findall(r"https://review\.test/decide/(\w+)/(\S+)", text)
+    assert [action for action, _ in found] == ["cancel"]
+    assert relay.store is not None
+    trail = relay.store.audit_entries(hold_id=hold_id)
+    assert [e.event for e in trail] == [
+        "hold",
+        "notify",
+        "release",
+        "release_failed",
+        "notify",
+    ]
+    assert trail[3].details["final"] is True
+    assert trail[4].details["about"] == "release_failed"
+    [listed] = relay.store.list(status=HoldStatus.FAILED)
+    assert listed.hold_id == hold_id
+    cancelled = await relay.review.act_on_token(found[0][1], "cancel")
+    assert (cancelled.done, cancelled.status) == (True, HoldStatus.CANCELLED)

@@ -172,3 +172,41 @@ def test_nodes_sweeping_the_outbox_at_once_claim_each_notice_once(
         t.join(30)
     assert not errors, errors
     assert sorted(claimed) == sorted(holds)
+
+
+def test_a_release_failing_for_good_tells_the_sender_again(store: SqlStore, clock: Clock) -> None:
+    """The sender may think the released message went: a notice already sent
+    (or given up on) is due again; without one (null sender, notices off)
+    nothing is queued, and one not yet sent stays as it is."""
+    told = store.hold(RAW, ENV, verdict("x"))
+    (held,) = store.claim_notifications(clock.now, "relay@a", 60)
+    assert store.record_notification(told, sent=True, claim=claim_of(held))
+    silent = store.hold(RAW, ENV, verdict("x"), notify=False)
+    waiting = store.hold(RAW, ENV, verdict("x"))
+    clock.advance(minutes=5)
+    for hold_id in (told, silent, waiting):
+        got = store.claim_release(hold_id, "rita", 60)
+        assert got is not None
+        assert got.claim is not None
+        assert store.mark_release_failed(hold_id, got.claim, "550 5.1.1 no such user", None)
+    again = notified(store, told)
+    assert (again.notify_status, again.notify_next_at, again.notify_attempts) == (
+        NotifyStatus.PENDING,
+        clock.now,
+        0,
+    )
+    assert again.notified_at == clock.now - timedelta(minutes=5)  # when it was first told
+    assert notified(store, silent).notify_status is NotifyStatus.NONE
+    assert notified(store, waiting).notify_attempts == 0
+    assert {h.hold_id for h in store.due_notifications(clock.now)} == {told, waiting}
+    [entry] = store.audit_entries(hold_id=told, event="release_failed")
+    assert entry.details["notify"] is True
+    [entry] = store.audit_entries(hold_id=silent, event="release_failed")
+    assert "notify" not in entry.details
+    (held,) = [h for h in store.claim_notifications(clock.now, "relay@b", 60) if h.hold_id == told]
+    assert claim_of(held).attempt == 1
+    assert store.record_notification(told, sent=True, claim=claim_of(held))
+    assert [e.actor for e in store.audit_entries(hold_id=told, event="notify")] == [
+        "relay@a",
+        "relay@b",
+    ]

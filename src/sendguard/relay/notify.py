@@ -13,6 +13,10 @@ sent never puts the hold at risk; after the last attempt it is marked failed
 (shown by `sendguard held list`). A notice sent is audited (`notify`, by
 the node that sent it).
 
+A release that the next hop refused for good (`failed`) queues the notice
+again (`Store.mark_release_failed`): the sender, who may think the message
+went, is told that it did not, with the next hop's reply.
+
 Several relays may share one outbox (a PostgreSQL quarantine), so each
 notice is first claimed under a lease (`Store.claim_notifications`): only
 the claimant sends it. A node that dies mid-send leaves its claims to run
@@ -41,7 +45,7 @@ from email.utils import format_datetime, make_msgid
 
 from sendguard.relay.forward import NextHop
 from sendguard.relay.logsafe import log_error
-from sendguard.store.base import HeldMessage, Store, StoreError
+from sendguard.store.base import HeldMessage, HoldStatus, Store, StoreError
 
 __all__ = ["Notifier", "compose_notification"]
 
@@ -69,7 +73,9 @@ def compose_notification(
     msg = EmailMessage(policy=SMTPUTF8 if utf8 else SMTP)
     msg["From"] = f"sendguard <{sender}>"
     msg["To"] = held.envelope.mail_from
-    if held.release_at is not None:
+    if held.status is HoldStatus.FAILED:
+        msg["Subject"] = f"Not delivered: your released message [{held.hold_id}]"
+    elif held.release_at is not None:
         msg["Subject"] = f"Sending shortly: recall your message if it is wrong [{held.hold_id}]"
     else:
         msg["Subject"] = f"Held for review: your message was not sent [{held.hold_id}]"
@@ -81,7 +87,23 @@ def compose_notification(
         msg["In-Reply-To"] = held.message_id
         msg["References"] = held.message_id
     held_set = set(held.held_recipients)
-    if held.release_at is not None:
+    if held.status is HoldStatus.FAILED:
+        lines = [
+            "A message you sent was held by sendguard and then released, but the next",
+            "mail server refused it: it has not been sent to the recipients marked",
+            "'held' below. A reviewer can release it again or cancel it.",
+            "",
+            "The mail server said:",
+            *textwrap.wrap(
+                held.release_error or "(nothing)",
+                width=76,
+                initial_indent="  ",
+                subsequent_indent="  ",
+                break_long_words=False,
+            ),
+            "",
+        ]
+    elif held.release_at is not None:
         lines = [
             "A message you sent is being held back by sendguard for a few minutes,",
             "because something about its recipients may need a second look.",
@@ -122,7 +144,9 @@ def compose_notification(
     if not findings:
         lines.append("  (no details)")
     lines.append("")
-    if held.requires_reviewer:
+    if held.status is HoldStatus.FAILED:
+        pass  # said above
+    elif held.requires_reviewer:
         lines.append("A reviewer must decide on this one: what was found is high risk.")
     elif held.release_at is None:
         lines.append("A reviewer will release or cancel it.")
@@ -137,6 +161,14 @@ def compose_notification(
     ]
     msg.set_content("\n".join(lines) + "\n", charset="utf-8")
     return msg.as_bytes()
+
+
+def _notice_details(held: HeldMessage, links: Mapping[str, str]) -> dict[str, object]:
+    """The `notify` audit entry's details: which links, and what it said."""
+    details: dict[str, object] = {"links": sorted(links)}
+    if held.status is HoldStatus.FAILED:
+        details["about"] = "release_failed"
+    return details
 
 
 class Notifier:
@@ -242,7 +274,7 @@ class Notifier:
                 held.hold_id,
                 sent=True,
                 claim=claim,
-                details={"links": sorted(links)},
+                details=_notice_details(held, links),
             )
             log.info("hold %s: sender notified", held.hold_id)
             return

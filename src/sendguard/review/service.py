@@ -244,8 +244,10 @@ class ReviewService:
     @staticmethod
     def notice_actions(held: HeldMessage) -> tuple[str, ...]:
         """The links a hold notice offers: a reviewer-only hold can only be
-        cancelled by its sender; a delay-and-recall hold is sent early or recalled."""
-        if held.requires_reviewer:
+        cancelled by its sender; a delay-and-recall hold is sent early or
+        recalled. A release the next hop refused is cancelled, or left to a
+        reviewer to try again (the sender cannot make the next hop take it)."""
+        if held.requires_reviewer or held.status is HoldStatus.FAILED:
             return ("cancel",)
         if held.release_at is not None:
             return ("confirm", "recall")

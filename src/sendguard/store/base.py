@@ -243,8 +243,10 @@ class Store(abc.ABC):
         release again or cancel, audited `release_failed` with `final: true`.
         `expires_at` then replaces the hold's expiry (if it has one), so that
         the original expiry, which may have passed while the release was
-        retried, does not expire the failed release at once. False if the
-        claim was taken over meanwhile."""
+        retried, does not expire the failed release at once; and the hold's
+        sender notice (unless there is none: null sender, notices off) is
+        due again, to say that the release failed. False if the claim was
+        taken over meanwhile."""
 
     @abc.abstractmethod
     def cancel(self, hold_id: str, actor: str, reason: str) -> bool:

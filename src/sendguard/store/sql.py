@@ -505,15 +505,30 @@ class SqlStore(AccountMethods, Store):
 
         def failed_for_good(db: Conn) -> None:
             """A person decides again: the full expiry window from now (a hold
-            that never expired still does not)."""
-            if expires_at is None:
-                return
+            that never expired still does not). The sender, who may think it
+            went, is told: a notice already sent (or given up on) is queued
+            again; one still pending says so when it goes."""
+            if expires_at is not None:
+                cur = db.execute(
+                    "UPDATE holds SET expires_at = ? WHERE id = ? AND expires_at IS NOT NULL",
+                    (expires_at, hold_id),
+                )
+                if cur.rowcount == 1:
+                    details["expires_at"] = ts_text(expires_at)
             cur = db.execute(
-                "UPDATE holds SET expires_at = ? WHERE id = ? AND expires_at IS NOT NULL",
-                (expires_at, hold_id),
+                "UPDATE holds SET notify_status = ?, notify_next_at = ?, notify_attempts = 0, "
+                "notify_error = NULL, notify_owner = NULL, notify_token = NULL "
+                "WHERE id = ? AND notify_status IN (?, ?)",
+                (
+                    NotifyStatus.PENDING.value,
+                    self._now(),
+                    hold_id,
+                    NotifyStatus.SENT.value,
+                    NotifyStatus.FAILED.value,
+                ),
             )
             if cur.rowcount == 1:
-                details["expires_at"] = ts_text(expires_at)
+                details["notify"] = True
 
         then = failed_for_good if final else None
         return self._finish_release(hold_id, claim, sets, "release_failed", details, then)
