@@ -209,6 +209,30 @@ class StoreConfig(_Section):
     """sqlite:///relative/to/config/folder.db or sqlite:////absolute/path.db."""
 
 
+def _callback_networks(value: Any) -> Any:
+    """Name the network meant when host bits are set: "10.1.2.3/8" is a slip
+    for 10.0.0.0/8 or for one address, and guessing either would widen or
+    narrow where the server may send callbacks."""
+    for item in value if isinstance(value, list) else ():
+        if not isinstance(item, str):
+            continue
+        try:
+            ipaddress.ip_network(item)
+        except ValueError:
+            try:
+                net = ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP network such as 10.20.0.0/16") from None
+            one = f"{item.partition('/')[0]}/{net.max_prefixlen}"
+            raise ValueError(
+                f"{item!r} has host bits set: write {net} for the network or {one} for one address"
+            ) from None
+    return value
+
+
+CallbackNetworks = Annotated[list[IPvAnyNetwork], BeforeValidator(_callback_networks)]
+
+
 class ApiConfig(_Section):
     """`sendguard serve`: the HTTP check API for practice systems."""
 
@@ -224,6 +248,9 @@ class ApiConfig(_Section):
     """Seconds between looks at the files' modification times (with `watch`)."""
     relay: bool = False
     """Also run the SMTP relay in the same process, sharing one directory."""
+    callback_networks: CallbackNetworks = Field(default_factory=list)
+    """Networks decision callbacks (`callback_url`) may go to: every address
+    the URL's host resolves to must be in one. Empty: no callbacks."""
 
 
 DEFAULT_RELEASE_REASONS = ("confirmed-correct", "recipient-verified", "other")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,21 @@ def client(service: ApiService, tokens: dict[str, str]) -> Iterator[TestClient]:
     """A TestClient whose requests carry the check token."""
     with TestClient(create_app(service), headers=auth(tokens["check"])) as c:
         yield c
+
+
+@pytest.fixture
+def client_allowing(
+    tmp_path: Path, next_hop: TcpListener, tokens: dict[str, str]
+) -> Iterator[Callable[..., TestClient]]:
+    """`client_allowing("127.0.0.0/8", ...)`: a client as `client` (same
+    folder, tokens and quarantine) on a config whose `[api]
+    callback_networks` lists those networks."""
+    with contextlib.ExitStack() as stack:
+
+        def make(*networks: str) -> TestClient:
+            path = write_config(tmp_path, next_hop.port, callback_networks=list(networks))
+            config = load_config(path, environ={})
+            app = create_app(ApiService(config, Guard.load(config)))
+            return stack.enter_context(TestClient(app, headers=auth(tokens["check"])))
+
+        yield make

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from api_support import write_config
 
 PG_URL = os.environ.get("SENDGUARD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+LOOPBACK = ("127.0.0.0/8",)  # where CallbackSink listens
 POLL = 0.05  # seconds between looks while waiting for something
 WAIT = 10.0  # the most any single wait here may take
 
@@ -43,6 +44,7 @@ class Call:
     body: dict[str, Any]
     content_type: str
     status: int
+    host: str = ""  # the Host header
 
 
 class CallbackSink:
@@ -68,6 +70,7 @@ class CallbackSink:
                             json.loads(raw or b"{}"),
                             self.headers.get("Content-Type", ""),
                             status,
+                            self.headers.get("Host", ""),
                         )
                     )
                     sink._cond.notify_all()
@@ -118,11 +121,17 @@ def wait_until(what: Callable[[], Any], timeout: float = WAIT) -> Any:
 
 
 def serve_config(
-    folder: Path, next_hop_port: int, *, store_url: str | None = None, local_rule: str = ""
+    folder: Path,
+    next_hop_port: int,
+    *,
+    store_url: str | None = None,
+    local_rule: str = "",
+    callback_networks: tuple[str, ...] = LOOPBACK,
 ) -> Path:
-    """A `sendguard serve` config: demo directory, quick review jobs, and
-    the quarantine at `store_url` (default: SQLite in `folder`)."""
-    path = write_config(folder, next_hop_port, REVIEW)
+    """A `sendguard serve` config: demo directory, quick review jobs, the
+    quarantine at `store_url` (default: SQLite in `folder`), and callbacks
+    allowed to `callback_networks` (the receivers here are on loopback)."""
+    path = write_config(folder, next_hop_port, REVIEW, callback_networks=list(callback_networks))
     if store_url is not None:
         text = path.read_text(encoding="utf-8")
         path.write_text(

@@ -18,6 +18,7 @@ def test_the_defaults_are_safe() -> None:
     assert cfg.api.max_body == 256 * 1024
     assert cfg.api.watch is False
     assert cfg.api.relay is False
+    assert cfg.api.callback_networks == []  # no callbacks until networks are listed
 
 
 def test_relative_paths_are_relative_to_the_file_and_env_overrides(tmp_path: Path) -> None:
@@ -37,12 +38,30 @@ def test_relative_paths_are_relative_to_the_file_and_env_overrides(tmp_path: Pat
         ("max_body = 10", "api.max_body"),
         ("watch_interval = 0", "api.watch_interval"),
         ("port = 8025", "api.port"),
+        ('callback_networks = ["10.1.2.3/8"]', "api.callback_networks"),
+        ('callback_networks = ["intranet"]', "api.callback_networks"),
+        ('callback_networks = "10.0.0.0/8"', "api.callback_networks"),
     ],
 )
 def test_bad_values_name_the_field(tmp_path: Path, text: str, field: str) -> None:
     f = tmp_path / "sendguard.toml"
     f.write_text(f"[api]\n{text}\n")
     with pytest.raises(ConfigError, match=re.escape(field)):
+        load_config(f, environ={})
+
+
+def test_callback_networks_are_networks(tmp_path: Path) -> None:
+    f = tmp_path / "sendguard.toml"
+    f.write_text('[api]\ncallback_networks = ["10.20.0.0/16", "192.0.2.7/32", "fd00::/8"]\n')
+    assert [str(n) for n in load_config(f, environ={}).api.callback_networks] == [
+        "10.20.0.0/16",
+        "192.0.2.7/32",
+        "fd00::/8",
+    ]
+    f.write_text('[api]\ncallback_networks = ["10.20.1.5/16"]\n')
+    with pytest.raises(
+        ConfigError, match=r"write 10\.20\.0\.0/16 for the network or 10\.20\.1\.5/32"
+    ):
         load_config(f, environ={})
 
 

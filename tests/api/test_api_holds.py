@@ -28,6 +28,7 @@ from sendguard.api.logs import JsonFormatter
 from sendguard.api.tokens import Role, add_token
 from sendguard.cli import main as cli
 from sendguard.config import Config, load_config
+from sendguard.core.models import Action, Channel, Verdict
 from sendguard.store import HoldKind, HoldStatus, Store, open_store
 
 FAX_TYPO = {"number": "0113 496 0010", "intended": PRACTICE_ODS}  # one digit off the practice's
@@ -282,6 +283,41 @@ def test_a_decision_made_with_the_cli_is_called_back_by_the_serve_process(
         assert len(sink.calls) == 3
         detail = http.get(f"/v1/held/{second}", headers=auth(setup.check)).json()
         assert detail["status"] == "released"
+
+
+def test_a_kept_callback_outside_the_networks_is_not_made(
+    tmp_path: Path, next_hop: TcpListener, sink: CallbackSink
+) -> None:
+    """A hold whose callback URL the API would refuse now (kept before the
+    networks were set, or narrowed since) is decided as usual, but the serve
+    process's jobs do not call it: the attempt is on record as blocked."""
+    setup = Setup(serve_config(tmp_path, next_hop.port, callback_networks=("10.0.0.0/8",)))
+    with setup.store() as store:
+        hold_id = store.hold_send(
+            HoldKind.FAX,
+            FAX_TYPO,
+            Verdict(action=Action.HOLD, channel=Channel.FAX),
+            "api:practice-system",
+            sink.url("/old"),
+            meta={"via": "http", "token": "practice-system"},
+        )
+    with LiveServer(setup.config) as live, _client(live) as http:
+        r = http.post(
+            "/v1/check/fax",
+            json={**FAX_TYPO, "callback_url": sink.url("/new")},
+            headers=auth(setup.check),
+        )
+        assert r.status_code == 422, r.text
+        decided = http.post(
+            f"/v1/held/{hold_id}/cancel",
+            json={"reason": "duplicate"},
+            headers=auth(setup.reviewer),
+        )
+        assert decided.status_code == 200, decided.text
+        first = wait_until(lambda: _audit(setup, hold_id, "callback"))[0]
+        assert first.details["ok"] is False
+        assert first.details["error"] == "CallbackBlocked"
+    assert sink.calls == []
 
 
 def test_when_the_quarantine_is_down_a_hold_is_503_and_nothing_claims_a_hold(

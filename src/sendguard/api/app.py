@@ -35,6 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from sendguard.api.callbacknet import CallbackRefused, check_callback_url
 from sendguard.api.logs import log_event
 from sendguard.api.metrics import CONTENT_TYPE
 from sendguard.api.middleware import BodyLimit, RequestLog, log_fields, request_id
@@ -199,11 +200,28 @@ def create_app(
         verdict = run_check(channel, check)
         return Response(verdict.model_dump_json(), media_type="application/json")
 
+    async def refuse_callback(url: str) -> None:
+        """422 (as for any invalid field) unless `url` may be called back: its
+        host resolves only inside `[api] callback_networks` (api.callbacknet).
+        Checked whenever one is given, so that a practice system learns of a
+        refused URL on its first call, not on its first hold."""
+        try:
+            await check_callback_url(url, cfg.callback_networks)
+        except CallbackRefused as exc:
+            fields = log_fields.get()
+            if fields is not None:
+                fields["callback"] = "refused"
+            raise RequestValidationError(
+                [{"type": "value_error", "loc": ("body", "callback_url"), "msg": str(exc)}]
+            ) from None
+
     async def answer_hold(
         kind: HoldKind, req: FaxCheck | LetterCheck, token: ApiToken, check: Callable[[], Verdict]
     ) -> Response:
         """The verdict plus `hold_id`: a held send is kept in the quarantine first."""
         channel = Channel(kind.value)
+        if req.callback_url is not None:
+            await refuse_callback(req.callback_url)
         verdict = run_check(channel, check)
         hold_id: str | None = None
         headers: dict[str, str] = {}

@@ -153,6 +153,8 @@ class EmailCheck(_Body):
 # An http(s) URL with a host (a DNS name, IPv4 or [IPv6] address), an optional
 # port up to 65535, and printable ASCII after it; no user name or password.
 # The schema publishes the same pattern, so generated "valid" values are valid.
+# Where the host may be is checked after this, against [api] callback_networks
+# (api.callbacknet: it needs a DNS lookup, which a validator must not make).
 _PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
 CALLBACK_PATTERN = (
     r"^[Hh][Tt][Tt][Pp][Ss]?://(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
@@ -183,7 +185,9 @@ CallbackUrl = Annotated[
                 {"type": "null"},
             ],
             "description": "called (POST, JSON) once a person decides on the hold: the "
-            "decision only (hold id, kind, status, decided_by, decided_at, reason)",
+            "decision only (hold id, kind, status, decided_by, decided_at, reason). Its host "
+            "must resolve only to addresses in the server's [api] callback_networks (422 "
+            "otherwise; none are allowed unless configured)",
         }
     ),
 ]

@@ -6,7 +6,8 @@ from `[review]`) with a next hop to send released mail to (the relay's
 connection pool when the relay runs in the same process, else its own to
 `[relay] next_hop`), and runs the review background jobs (retries,
 delay-and-recall releases, expiry, purging, callbacks; safe beside other
-nodes doing the same).
+nodes doing the same). Callbacks go through `CallbackTransport`, so they
+reach only `[api] callback_networks`, checked again as each is made.
 
 A quarantine that cannot be opened at start (PostgreSQL down) does not stop
 the check API: the UI answers 503 and the quarantine is tried again every
@@ -20,6 +21,7 @@ import contextlib
 import logging
 import socket
 
+from sendguard.api.callbacknet import CallbackTransport
 from sendguard.api.logs import log_event
 from sendguard.api.webapp import WebContext
 from sendguard.config import Config, parse_host_port
@@ -117,7 +119,13 @@ class WebRuntime:
     def _attach(self, store: Store, *, owned: bool) -> None:
         self._store, self._own_store = store, owned
         settings = ReviewSettings.from_config(self.config.review, node=socket.gethostname())
-        self.review = ReviewService(store, self._next_hop, self._signer, settings)
+        self.review = ReviewService(
+            store,
+            self._next_hop,
+            self._signer,
+            settings,
+            callback_transport=CallbackTransport(self.config.api.callback_networks),
+        )
         self.context.attach(store, self.review)
         self._tasks.append(
             asyncio.create_task(self.review.run(self._stop), name="sendguard-review-jobs")
