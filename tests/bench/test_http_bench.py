@@ -2,7 +2,8 @@
 
 A real `sendguard serve` process answers a few hundred checks over HTTP;
 no timing is asserted, only that the measuring code works and that every
-HTTP verdict equals the library's.
+HTTP verdict (emails, faxes and letters) equals the library's, with no
+fax or letter held.
 """
 
 from __future__ import annotations
@@ -33,5 +34,7 @@ def test_http_benchmark_measures_library_and_http(tmp_path: Path) -> None:
     assert r["ratio"] > 0
     assert r["http"]["server_cpu_us"] > 0
     assert r["compared"] == 300
+    assert set(r["compared_by_channel"]) == {"email", "fax", "letter"}  # a mixed prefix
     assert r["differ"] == 0
+    assert r["held"] == 0  # hold=false: advice only, nothing kept
     http_check.print_report(r)  # the printing code runs too
