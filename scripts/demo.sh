@@ -6,8 +6,10 @@
 # sendguard with demo/sendguard.toml (quarantine: var/demo-quarantine.db),
 # sends two sample mails through the relay (one goes through, one is held),
 # shows what is held, makes a reviewer account and an API token, checks a fax
-# number over HTTP, then keeps running so that you can sign in at
-# http://127.0.0.1:8025/ and release or cancel the held mail. Ctrl-C stops.
+# number over HTTP (it is held too, and its hold id printed), then keeps
+# running so that you can sign in at http://127.0.0.1:8025/ and release or
+# cancel the held mail and fax. Each run adds one more held fax to the demo
+# quarantine. Ctrl-C stops.
 #
 # Ports: SENDGUARD_RELAY__LISTEN (default 127.0.0.1:10025), DEMO_SINK_PORT
 # (10026), SENDGUARD_API__LISTEN (127.0.0.1:8025).
@@ -116,13 +118,16 @@ print(f"    action: {v['action']}")
 for f in v["findings"]:
     hint = f" (suggestion: {f['suggestion']})" if f.get("suggestion") else ""
     print(f"    {f['code']}: {f['message']}{hint}")
+if v.get("hold_id"):
+    print(f"    fax held for a reviewer as {v['hold_id']}: it is in the web UI's held list")
+    print(f"    beside the mail; the practice system polls GET /v1/held/{v['hold_id']}")
 EOF
 
 cat <<EOF
 
 sendguard keeps running:
   reviewer web UI  http://$API/  sign in as "reviewer" with the password above,
-                   open the held mail, see why it was held, release or cancel it
+                   open the held mail or fax, see why it was held, release or cancel it
   SMTP relay       127.0.0.1:$RELAY_PORT, e.g.
       swaks --server 127.0.0.1:$RELAY_PORT --from gp@nhs.net --to jane.smith@gmial.com \\
             --header "X-Sendguard-Patient: 9434765919"

@@ -1,9 +1,11 @@
 """The README's main command: `make demo` runs scripts/demo.sh, which must do
-what it says (a mail held, the web UI and HTTP API up) on a new checkout."""
+what it says (a mail held, a fax checked over HTTP held under the id it
+prints, the web UI and HTTP API up) on a new checkout."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -14,6 +16,7 @@ import pytest
 from support import free_port
 
 from common import ROOT
+from sendguard.store import HoldKind, HoldStatus, open_store
 
 DEMO = ROOT / "scripts" / "demo.sh"
 READY = "Ctrl-C stops sendguard and the demo next hop."
@@ -66,5 +69,13 @@ def test_demo_holds_a_mail_and_serves_the_review_ui(tmp_path: Path) -> None:
     assert "email.domain_typo" in text
     assert "web UI user: reviewer, password:" in text
     assert "fax.near_known" in text  # the HTTP check of a fax number one digit off
+    # ... which the demo quarantine keeps, under the id the demo prints.
+    m = re.search(r"fax held for a reviewer as (\w+): it is in the web UI's held list", text)
+    assert m is not None, text
+    with open_store(f"sqlite:///{tmp_path / 'demo.db'}") as store:
+        held = store.get(m.group(1))
+    assert held is not None
+    assert (held.kind, held.status) == (HoldKind.FAX, HoldStatus.HELD)
+    assert held.meta["token"] == "demo-practice"
     assert "<form" in page
     assert "password" in page
