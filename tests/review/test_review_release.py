@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from reviewkit import ENV, RAW, events, hold_email, make_service, status_of
@@ -13,8 +14,8 @@ from storekit import Clock
 from support import Sink
 
 from sendguard.relay.forward import NextHop
-from sendguard.review.service import ReviewService, released_header
-from sendguard.store import HoldNotFound, HoldStatus
+from sendguard.review.service import REVIEWER_REQUIRED, ReviewService, released_header
+from sendguard.store import ExpiryOutcome, HoldNotFound, HoldStatus
 from sendguard.store.sql import SqlStore
 
 
@@ -362,3 +363,65 @@ async def test_a_release_failing_after_the_expiry_time_is_not_expired(
     assert (last.details["final"], last.details["error"]) == (True, "554 5.7.1 no thanks")
     clock.advance(days=7)
     assert (await service.run_due()).expired == 1  # nobody decided in the new window
+
+
+def escalate_first(store: SqlStore, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another node's expiry job escalates the hold between the service's
+    look at it and its claim (or queueing) of the release."""
+    for name in ("claim_release", "queue_release"):
+        real = getattr(store, name)
+
+        def escalating(hold_id: str, *args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            if status_of(store, hold_id) == "held":
+                assert store.expire(
+                    hold_id, ExpiryOutcome.ESCALATE, next_expires_at=clock.now + timedelta(days=7)
+                )
+            return _real(hold_id, *args, **kwargs)
+
+        monkeypatch.setattr(store, name, escalating)
+
+
+@pytest.mark.parametrize("path", ["direct", "link", "queued"])
+async def test_a_hold_escalated_after_the_reviewer_check_is_not_released(
+    store: SqlStore,
+    clock: Clock,
+    next_hop: NextHop,
+    sink: Sink,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+) -> None:
+    hold_id = hold_email(store, expires_at=clock.now)
+    escalate_first(store, clock, monkeypatch)
+    service = make_service(store, None if path == "queued" else next_hop, clock)
+    if path == "link":
+        token = service.signer.issue(hold_id, "confirm", clock.now)
+        out = await service.act_on_token(token, "confirm")
+    else:
+        out = await service.release(hold_id, actor="sam", reason="ok", reviewer=False)
+    assert (out.done, out.status, out.message) == (False, HoldStatus.ESCALATED, REVIEWER_REQUIRED)
+    held = store.get(hold_id)
+    assert held is not None
+    assert (held.status, held.decided_by, held.release_attempts) == (HoldStatus.ESCALATED, None, 0)
+    [refused] = store.audit_entries(hold_id=hold_id, event="refused")
+    assert refused.details["via"] == ("link" if path == "link" else "direct")
+    assert "release" not in events(store, hold_id)
+    assert (await make_service(store, next_hop, clock).run_due()).total == 0
+    await asyncio.sleep(0.1)
+    assert sink.messages == []
+
+
+async def test_a_delayed_hold_escalated_after_it_was_listed_waits_for_a_reviewer(
+    store: SqlStore,
+    clock: Clock,
+    service: ReviewService,
+    sink: Sink,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The delay-and-recall timer is no reviewer either."""
+    hold_id = hold_email(store, release_at=clock.now, expires_at=clock.now)
+    escalate_first(store, clock, monkeypatch)
+    assert (await service.run_due()).released == 0
+    assert status_of(store, hold_id) == "escalated"
+    await asyncio.sleep(0.1)
+    assert sink.messages == []
+    assert events(store, hold_id) == ["hold", "escalate"]

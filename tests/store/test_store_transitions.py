@@ -12,10 +12,17 @@ from typing import TypeVar
 import pytest
 from storekit import ENV, RAW, Backend, Clock, verdict
 
-from sendguard.store import ExpiryOutcome, HoldNotFound, HoldStatus, ReleaseClaim
+from sendguard.store import (
+    ExpiryOutcome,
+    HoldNotFound,
+    HoldStatus,
+    ReleaseClaim,
+    ReviewerRequired,
+)
 from sendguard.store.sql import SqlStore
 
 T = TypeVar("T")
+DAY = timedelta(days=1)
 
 
 def claim(store: SqlStore, hold_id: str, actor: str = "alice", lease: float = 60) -> ReleaseClaim:
@@ -282,7 +289,7 @@ def test_a_queued_release_from_failed_or_escalated_and_its_cancel(
     assert entry.details == {"from": "failed", "queued": True, "earlier_attempts": 1}
     escalated = store.hold(RAW, ENV, verdict("x"), expires_at=clock.now)
     assert store.expire(escalated, ExpiryOutcome.ESCALATE, next_expires_at=clock.now)
-    assert store.queue_release(escalated, "carol", reason="ok")
+    assert store.queue_release(escalated, "carol", reason="ok", reviewer=True)
     assert status(store, escalated) is HoldStatus.PENDING
     assert store.cancel(escalated, "carol", "changed_mind")  # not sent yet: still cancellable
     assert [h.hold_id for h in store.due_releases(clock.now)] == [failed]
@@ -391,8 +398,11 @@ def test_expiry_cancels_or_escalates(store: SqlStore, clock: Clock) -> None:
     assert esc.decided_by is None  # escalation is not a decision
     assert store.due_expiries(clock.now) == []
     assert not store.expire(to_escalate, ExpiryOutcome.CANCEL)  # its new expiry is not due
-    # an escalated hold is still decided by a person
-    c = claim(store, to_escalate, "carol")
+    # an escalated hold is still decided by a person: a reviewer
+    got = store.claim_release(to_escalate, "carol", 60, reviewer=True)
+    assert got is not None
+    assert got.claim is not None
+    c = got.claim
     assert store.mark_released(to_escalate, c, "250 ok")
     assert [e.event for e in store.audit_entries(hold_id=to_escalate)] == [
         "hold",
@@ -401,6 +411,36 @@ def test_expiry_cancels_or_escalates(store: SqlStore, clock: Clock) -> None:
         "released",
     ]
     assert events(store, to_cancel) == ["hold", "expire"]
+
+
+def test_a_reviewer_only_release_is_refused_inside_the_compare_and_set(
+    store: SqlStore, clock: Clock
+) -> None:
+    """The reviewer check is part of the claim: a hold that became
+    reviewer-only (escalated by another node) after a caller read it is not
+    released by a sender's link, a non-reviewer or a check token."""
+    strict = store.hold(RAW, ENV, verdict("x"), requires_reviewer=True)
+    escalated = store.hold(RAW, ENV, verdict("x"), expires_at=clock.now)
+    assert store.expire(escalated, ExpiryOutcome.ESCALATE, next_expires_at=clock.now + DAY)
+    for hold_id in (strict, escalated):
+        before = store.get(hold_id)
+        with pytest.raises(ReviewerRequired):
+            store.claim_release(hold_id, "sender:a@nhs.net", 60)
+        with pytest.raises(ReviewerRequired):
+            store.queue_release(hold_id, "sam", reason="ok")
+        assert store.get(hold_id) == before  # nothing changed
+        assert "release" not in events(store, hold_id)
+    got = store.claim_release(strict, "rita", 60, reviewer=True)
+    assert got is not None
+    assert got.claim is not None
+    assert store.queue_release(escalated, "rita", reviewer=True)
+    # a retry or a takeover is no decision: whoever runs the jobs carries it on
+    assert store.mark_release_failed(strict, got.claim, "451 busy", clock.now)
+    assert claim(store, strict, "relay@a").attempt == 2
+    assert claim(store, escalated, "relay@a").attempt == 1
+    clock.advance(seconds=61)
+    assert claim(store, escalated, "relay@b").attempt == 2  # taken over
+    assert events(store, strict) == ["hold", "release", "release_failed", "release_retry"]
 
 
 def test_two_releasers_on_one_store_exactly_one_wins(store: SqlStore) -> None:

@@ -26,7 +26,9 @@ decision means the same wherever it is made:
 Roles are the caller's business (the web layer authenticates), with one
 rule enforced here: a hold that `requires_reviewer` is released only with
 `reviewer=True`; anyone else (a sender's confirm link included) is refused,
-and the refusal is audited.
+and the refusal is audited. The store checks it again inside the release's
+compare-and-set, so a hold escalated by another node's expiry job between
+the look and the claim is refused too.
 
 Errors: an unknown hold id raises `HoldNotFound`; a bad link raises a
 `TokenError` (`TokenInvalid`, `TokenExpired`, `TokenUsed`) whose message is
@@ -58,6 +60,7 @@ from sendguard.store.base import (
     HoldKind,
     HoldNotFound,
     HoldStatus,
+    ReviewerRequired,
     Store,
     StoreError,
 )
@@ -193,11 +196,8 @@ class ReviewService:
         """Release a hold: send it on (email) or record it (fax, letter)."""
         held = await self._get(hold_id)
         if held.requires_reviewer and not reviewer:
-            await self._refuse(held, actor, "release", via="direct")
-            return Outcome(
-                hold_id=hold_id, status=held.status, done=False, message=REVIEWER_REQUIRED
-            )
-        return await self._release(held, actor, reason)
+            return await self._refuse(held, actor, "release", via="direct")
+        return await self._release(held, actor, reason, reviewer=reviewer, via="direct")
 
     async def cancel(self, hold_id: str, *, actor: str, reason: str) -> Outcome:
         """Cancel a hold that has not been sent; its content is purged after `retention`."""
@@ -273,10 +273,7 @@ class ReviewService:
             raise TokenInvalid("this link is not valid")
         actor = f"sender:{held.envelope.mail_from}" if held.envelope.mail_from else "sender"
         if action == "confirm" and held.requires_reviewer:
-            await self._refuse(held, actor, "release", via="link")
-            return Outcome(
-                hold_id=held.hold_id, status=held.status, done=False, message=REVIEWER_REQUIRED
-            )
+            return await self._refuse(held, actor, "release", via="link")
         if not await asyncio.to_thread(self.store.use_token, claims.token_id, claims.expires_at):
             raise TokenUsed("this link has already been used")
         await asyncio.to_thread(
@@ -287,7 +284,9 @@ class ReviewService:
             details={"action": action, "token": claims.token_id[:16]},
         )
         if action == "confirm":
-            return await self._release(held, actor, "confirmed_by_sender")
+            return await self._release(
+                held, actor, "confirmed_by_sender", reviewer=False, via="link"
+            )
         if action == "cancel":
             return await self.cancel(held.hold_id, actor=actor, reason="cancelled_by_sender")
         return await self.recall(held.hold_id, actor=actor, reason="recalled_by_sender")
@@ -311,10 +310,13 @@ class ReviewService:
                     self.settings.node,
                     self.settings.release_lease.total_seconds(),
                     reason=reason,
+                    reviewer=False,  # a timer: never a reviewer's decision
                 )
                 if claimed is None:
                     continue  # another node or reviewer got there first
                 out = await self._deliver(claimed)
+            except ReviewerRequired:
+                continue  # escalated since it was listed: it waits for a reviewer now
             except StoreError as exc:
                 log_error(log, "hold %s: release job failed; will retry", exc, s.hold_id)
                 continue
@@ -376,7 +378,7 @@ class ReviewService:
             raise HoldNotFound(f"no hold with id {hold_id!r}")
         return held
 
-    async def _refuse(self, held: HeldMessage, actor: str, action: str, *, via: str) -> None:
+    async def _refuse(self, held: HeldMessage, actor: str, action: str, *, via: str) -> Outcome:
         log.info("hold %s: %s refused, a reviewer must decide", held.hold_id, action)
         await asyncio.to_thread(
             self.store.append_audit,
@@ -384,6 +386,9 @@ class ReviewService:
             actor=actor,
             hold_id=held.hold_id,
             details={"action": action, "reason": "reviewer_required", "via": via},
+        )
+        return Outcome(
+            hold_id=held.hold_id, status=held.status, done=False, message=REVIEWER_REQUIRED
         )
 
     def _too_late(self, held: HeldMessage, verb: str) -> Outcome:
@@ -395,26 +400,40 @@ class ReviewService:
             message=f"Not {verb}: {text}",
         )
 
-    async def _release(self, held: HeldMessage, actor: str, reason: str) -> Outcome:
+    async def _release(
+        self, held: HeldMessage, actor: str, reason: str, *, reviewer: bool, via: str
+    ) -> Outcome:
+        """The release decision. `reviewer` goes into the store's
+        compare-and-set: a hold escalated (made reviewer-only) on another
+        node since `held` was read is refused there, not released."""
         if self.next_hop is None and held.kind is HoldKind.EMAIL:
-            return await self._queue_release(held, actor, reason)
-        claimed = await asyncio.to_thread(
-            self.store.claim_release,
-            held.hold_id,
-            actor,
-            self.settings.release_lease.total_seconds(),
-            reason=reason,
-        )
+            return await self._queue_release(held, actor, reason, reviewer=reviewer, via=via)
+        try:
+            claimed = await asyncio.to_thread(
+                self.store.claim_release,
+                held.hold_id,
+                actor,
+                self.settings.release_lease.total_seconds(),
+                reason=reason,
+                reviewer=reviewer,
+            )
+        except ReviewerRequired:
+            return await self._refuse(await self._get(held.hold_id), actor, "release", via=via)
         if claimed is None:
             return self._too_late(await self._get(held.hold_id), "released")
         return await self._deliver(claimed)
 
-    async def _queue_release(self, held: HeldMessage, actor: str, reason: str) -> Outcome:
+    async def _queue_release(
+        self, held: HeldMessage, actor: str, reason: str, *, reviewer: bool, via: str
+    ) -> Outcome:
         """The decision on a node that cannot send: recorded `pending`, due at
         once, for a relay's jobs to send with every delivery attempt left."""
-        queued = await asyncio.to_thread(
-            self.store.queue_release, held.hold_id, actor, reason=reason
-        )
+        try:
+            queued = await asyncio.to_thread(
+                self.store.queue_release, held.hold_id, actor, reason=reason, reviewer=reviewer
+            )
+        except ReviewerRequired:
+            return await self._refuse(await self._get(held.hold_id), actor, "release", via=via)
         if not queued:
             return self._too_late(await self._get(held.hold_id), "released")
         log.info("hold %s: release queued for a relay to send", held.hold_id)

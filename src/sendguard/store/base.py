@@ -42,6 +42,7 @@ from sendguard.store.models import (
     NotifyClaim,
     NotifyStatus,
     ReleaseClaim,
+    ReviewerRequired,
     Role,
     StoreError,
     User,
@@ -61,6 +62,7 @@ __all__ = [
     "NotifyClaim",
     "NotifyStatus",
     "ReleaseClaim",
+    "ReviewerRequired",
     "Role",
     "Store",
     "StoreError",
@@ -198,6 +200,7 @@ class Store(abc.ABC):
         lease_seconds: float = 300.0,
         *,
         reason: str | None = None,
+        reviewer: bool = False,
     ) -> HeldMessage | None:
         """Claim a hold for sending it on; the hold (with `claim` set) or None.
 
@@ -210,17 +213,25 @@ class Store(abc.ABC):
         released, being released under a live lease, or cancelled. Raises
         HoldNotFound for an unknown id. Keep the lease longer than one
         delivery attempt can take: an expired lease may be taken over.
+
+        A release decision on a hold that `requires_reviewer` raises
+        ReviewerRequired unless `reviewer` (checked in the same
+        compare-and-set, so a hold escalated since the caller read it is
+        refused too); retries and takeovers are not decisions and ignore it.
         """
 
     @abc.abstractmethod
-    def queue_release(self, hold_id: str, actor: str, *, reason: str | None = None) -> bool:
+    def queue_release(
+        self, hold_id: str, actor: str, *, reason: str | None = None, reviewer: bool = False
+    ) -> bool:
         """The release decision made on a node that cannot send (no next
         hop): the hold becomes `pending`, due at once, for a releaser's job
         to claim, with its attempt count back at 0. Audited `release` (with
         `queued: true`) by `actor`, who is `decided_by`, as `claim_release`
-        from held/escalated/failed would. False when the hold is not
-        awaiting a decision (released, being released, pending, closed);
-        raises HoldNotFound for an unknown id."""
+        from held/escalated/failed would, and like it raises ReviewerRequired
+        for a hold that `requires_reviewer` unless `reviewer`. False when the
+        hold is not awaiting a decision (released, being released, pending,
+        closed); raises HoldNotFound for an unknown id."""
 
     @abc.abstractmethod
     def mark_released(self, hold_id: str, claim: ReleaseClaim, reply: str) -> bool:

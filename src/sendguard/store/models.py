@@ -27,6 +27,7 @@ __all__ = [
     "NotifyClaim",
     "NotifyStatus",
     "ReleaseClaim",
+    "ReviewerRequired",
     "Role",
     "StoreError",
     "User",
@@ -43,6 +44,13 @@ class HoldNotFound(StoreError, LookupError):
 
 class Conflict(StoreError):
     """The thing to add exists already (a user name, an API token)."""
+
+
+class ReviewerRequired(StoreError):
+    """A release decision on a hold that `requires_reviewer`, by someone who
+    is not a reviewer. Raised from inside the compare-and-set, so it holds
+    even if the hold became reviewer-only (escalated) after the caller last
+    read it; nothing was changed."""
 
 
 class HoldStatus(StrEnum):

@@ -48,6 +48,7 @@ from sendguard.store.models import (
     NotifyClaim,
     NotifyStatus,
     ReleaseClaim,
+    ReviewerRequired,
     StoreError,
 )
 
@@ -367,7 +368,7 @@ class SqlStore(AccountMethods, Store):
     def _lock_hold(self, db: Conn, hold_id: str) -> dict[str, Any]:
         row = db.execute(
             "SELECT id, status, expires_at, lease_owner, lease_token, lease_until, "
-            f"release_attempts FROM holds WHERE id = ?{self._for_update}",
+            f"release_attempts, requires_reviewer FROM holds WHERE id = ?{self._for_update}",
             (hold_id,),
         ).one()
         if row is None:
@@ -375,16 +376,31 @@ class SqlStore(AccountMethods, Store):
         return row
 
     @staticmethod
-    def _swap(db: Conn, row: Mapping[str, Any], sets: Mapping[str, Any]) -> bool:
+    def _swap(
+        db: Conn, row: Mapping[str, Any], sets: Mapping[str, Any], *, reviewer: bool | None = None
+    ) -> bool:
         """Compare-and-set: change the hold only if its status (and lease
-        token) are still what this transaction read."""
+        token) are still what this transaction read; with `reviewer` (a
+        release decision), only if it needs no reviewer or one decides."""
         assignments = ", ".join(f"{k} = ?" for k in sets)
+        whom: tuple[bool, ...]
+        who, whom = "", ()
+        if reviewer is not None:
+            who, whom = " AND (requires_reviewer = ? OR ?)", (False, reviewer)
         cur = db.execute(
             f"UPDATE holds SET {assignments} WHERE id = ? AND status = ? "
-            "AND COALESCE(lease_token, '') = ?",
-            (*sets.values(), row["id"], row["status"], row["lease_token"] or ""),
+            f"AND COALESCE(lease_token, '') = ?{who}",
+            (*sets.values(), row["id"], row["status"], row["lease_token"] or "", *whom),
         )
         return cur.rowcount == 1
+
+    @staticmethod
+    def _check_reviewer(row: Mapping[str, Any], reviewer: bool) -> None:
+        """A release decision on a reviewer-only hold needs a reviewer. Read
+        from the row this transaction locked, so an escalation committed
+        since the caller looked is seen."""
+        if row["requires_reviewer"] and not reviewer:
+            raise ReviewerRequired(f"hold {row['id']} needs a reviewer's decision")
 
     def claim_release(
         self,
@@ -393,6 +409,7 @@ class SqlStore(AccountMethods, Store):
         lease_seconds: float = 300.0,
         *,
         reason: str | None = None,
+        reviewer: bool = False,
     ) -> HeldMessage | None:
         now = self._now()
         with self._write() as db:
@@ -401,7 +418,9 @@ class SqlStore(AccountMethods, Store):
             sets: dict[str, Any] = {}
             details: dict[str, Any] = {}
             base = int(row["release_attempts"])
-            if status in AWAITING_DECISION:
+            decision = status in AWAITING_DECISION
+            if decision:
+                self._check_reviewer(row, reviewer)
                 # a new decision gets every attempt again; the audit keeps the earlier ones
                 event = "release"
                 sets = {"decided_by": actor, "decided_at": now, "reason": reason}
@@ -424,20 +443,23 @@ class SqlStore(AccountMethods, Store):
                 "release_attempts": attempt,
                 "release_next_at": None,
             }
-            if not self._swap(db, row, sets):
+            if not self._swap(db, row, sets, reviewer=reviewer if decision else None):
                 return None
             details |= {"attempt": attempt, "lease_until": ts_text(lease_until)}
             self._append(db, event, actor, hold_id, details)
             full = db.execute("SELECT * FROM holds WHERE id = ?", (hold_id,)).one()
         return None if full is None else rows.held(full)
 
-    def queue_release(self, hold_id: str, actor: str, *, reason: str | None = None) -> bool:
+    def queue_release(
+        self, hold_id: str, actor: str, *, reason: str | None = None, reviewer: bool = False
+    ) -> bool:
         now = self._now()
         with self._write() as db:
             row = self._lock_hold(db, hold_id)
             status = HoldStatus(row["status"])
             if status not in AWAITING_DECISION:
                 return False
+            self._check_reviewer(row, reviewer)
             sets = {
                 "status": HoldStatus.PENDING.value,
                 "decided_by": actor,
@@ -446,7 +468,7 @@ class SqlStore(AccountMethods, Store):
                 "release_next_at": now,
                 "release_attempts": 0,
             }
-            if not self._swap(db, row, sets):
+            if not self._swap(db, row, sets, reviewer=reviewer):
                 return False
             details = _decision_details(status, reason, int(row["release_attempts"]))
             self._append(db, "release", actor, hold_id, details | {"queued": True})
