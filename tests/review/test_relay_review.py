@@ -32,7 +32,9 @@ MakeRelay = Callable[..., Awaitable[Relay]]
 async def make_relay(tmp_path: Path, sink: Sink) -> AsyncIterator[MakeRelay]:
     relays: list[Relay] = []
 
-    async def make(local_rules: str | None = None, **review: Any) -> Relay:
+    async def make(
+        local_rules: str | None = None, relay: dict[str, Any] | None = None, **review: Any
+    ) -> Relay:
         data: dict[str, Any] = {
             "directory": {"sources": [str(DEMO)]},
             "relay": {
@@ -42,6 +44,7 @@ async def make_relay(tmp_path: Path, sink: Sink) -> AsyncIterator[MakeRelay]:
                 "check_workers": 0,
                 "notify_from": "sendguard@relay.test",
                 "notify_retry": 0.2,
+                **(relay or {}),
             },
             "store": {"url": "sqlite:///quarantine.db"},
             "review": {"base_url": "https://review.test/", "poll_interval": 0.1, **review},
@@ -51,10 +54,10 @@ async def make_relay(tmp_path: Path, sink: Sink) -> AsyncIterator[MakeRelay]:
             local.mkdir(exist_ok=True)
             (local / "review.toml").write_text(local_rules, encoding="utf-8")
             data["rules"] = {"local": [str(local)]}
-        relay = Relay(Config.model_validate(data, context={"base_dir": tmp_path}))
-        await relay.start()
-        relays.append(relay)
-        return relay
+        started = Relay(Config.model_validate(data, context={"base_dir": tmp_path}))
+        await started.start()
+        relays.append(started)
+        return started
 
     yield make
     for r in relays:
@@ -261,3 +264,45 @@ async def test_the_sender_is_told_when_a_release_fails_for_good(
     assert listed.hold_id == hold_id
     cancelled = await relay.review.act_on_token(found[0][1], "cancel")
     assert (cancelled.done, cancelled.status) == (True, HoldStatus.CANCELLED)
+
+
+async def test_a_split_hold_released_while_the_clean_forward_fails_is_kept(
+    make_relay: MakeRelay, sink: Sink
+) -> None:
+    """Split mode: the hold is stored, then the clean recipient's forward
+    runs (slowly) and fails with 451. A reviewer releases the hold in that
+    time. The relay must not delete the released hold; the client is still
+    told 451, so the clean recipient gets the message from its retry. The
+    retry holds the message again for the held recipient: the documented
+    possible duplicate, for a person to decide."""
+    relay = await make_relay(relay={"mixed_policy": "split", "notify": False}, release_backoff="1s")
+    colleague, typo = "dr.jones@nhs.net", "jane.smith@gmial.com"
+    raw = message(to=f"{colleague}, {typo}", subject="[secure] results")
+    sink.delay, sink.data_reply = 1.0, "451 4.3.0 try again later"
+    sending = asyncio.create_task(smtp_send(relay.address[1], GP, [colleague, typo], raw))
+    assert await asyncio.to_thread(sink.data_started.wait, 10)  # the forward is under way
+    assert relay.store is not None
+    assert relay.review is not None
+    [held] = relay.store.list(status=HoldStatus.HELD)
+    await relay.review.release(held.hold_id, actor="rita", reason="ok", reviewer=True)
+    r = await sending
+    assert r.code == 451  # the clean recipient has nothing yet: the client must retry
+    kept = relay.store.get(held.hold_id)
+    assert kept is not None
+    assert (kept.status, kept.decided_by) == (HoldStatus.PENDING, "rita")  # the release was 451 too
+    [refused] = relay.store.audit_entries(hold_id=held.hold_id, event="discard_refused")
+    assert refused.actor == "relay@relay.test"
+    assert refused.details["reply"] == "451 4.3.0 try again later"
+    assert refused.details["recipients"] == [colleague]
+    assert refused.details["status"] in ("releasing", "pending")
+    sink.delay, sink.data_reply = 0.0, None
+    retry = await smtp_send(relay.address[1], GP, [colleague, typo], raw)  # the client's retry
+    assert retry.code == 250
+    assert "forwarded to 1" in retry.text
+    await sink.arrived(2)  # the retry's clean copy, and the first hold's release
+    await asyncio.sleep(0.3)
+    assert len(sink.to(colleague)) == 1  # nothing lost, nothing twice
+    assert len(sink.to(typo)) == 1
+    [again] = relay.store.list(status=HoldStatus.HELD)
+    assert again.hold_id != held.hold_id  # waits for a person, who can see the first went
+    assert relay.store.get(held.hold_id).status is HoldStatus.RELEASED  # type: ignore[union-attr]

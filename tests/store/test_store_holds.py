@@ -87,12 +87,44 @@ def test_list_newest_first_with_filters(store: SqlStore, clock: Clock) -> None:
 
 def test_discard_removes_a_hold_and_says_so_in_the_audit_log(store: SqlStore) -> None:
     hold_id = store.hold(RAW, ENV, verdict("x"))
-    store.discard(hold_id)
+    assert store.discard(hold_id, actor="relay@a", details={"reply": "451 4.4.1 down"})
     assert store.get(hold_id) is None
     assert store.count() == 0
     assert [e.event for e in store.audit_entries(hold_id=hold_id)] == ["hold", "discard"]
-    store.discard(hold_id)  # nothing left: no second entry
+    (entry,) = store.audit_entries(event="discard")
+    assert (entry.actor, entry.details) == ("relay@a", {"reply": "451 4.4.1 down"})
+    assert not store.discard(hold_id)  # nothing left: no second entry
     assert len(store.audit_entries()) == 2
+
+
+def test_discard_keeps_a_hold_someone_decided_meanwhile(store: SqlStore, clock: Clock) -> None:
+    """The relay undoes a split hold when the clean recipients' forward
+    fails; a person may have released or cancelled it while the forward
+    ran. Their decision, and the row it is on, must not vanish."""
+    releasing = store.hold(RAW, ENV, verdict("x"))
+    claimed = store.claim_release(releasing, "rita", 60)
+    assert claimed is not None
+    assert claimed.claim is not None
+    released = store.hold(RAW, ENV, verdict("x"))
+    got = store.claim_release(released, "rita", 60)
+    assert got is not None
+    assert got.claim is not None
+    assert store.mark_released(released, got.claim, "250 ok")
+    queued = store.hold(RAW, ENV, verdict("x"))
+    assert store.queue_release(queued, "rita")
+    cancelled = store.hold(RAW, ENV, verdict("x"))
+    assert store.cancel(cancelled, "sender:a@nhs.net", "cancelled_by_sender")
+    kept = {releasing: "releasing", released: "released", queued: "pending", cancelled: "cancelled"}
+    for hold_id, status in kept.items():
+        before = store.get(hold_id)
+        assert not store.discard(hold_id, actor="relay@a", details={"reply": "451 busy"})
+        assert store.get(hold_id) == before
+        [entry] = store.audit_entries(hold_id=hold_id, event="discard_refused")
+        assert (entry.actor, entry.details) == ("relay@a", {"reply": "451 busy", "status": status})
+        assert store.audit_entries(hold_id=hold_id, event="discard") == []
+    assert store.mark_released(releasing, claimed.claim, "250 ok")  # its releaser finishes
+    assert store.count() == 4
+    assert store.verify_audit().ok
 
 
 def test_notification_outbox(store: SqlStore, clock: Clock) -> None:

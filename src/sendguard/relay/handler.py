@@ -302,16 +302,7 @@ class RelayHandler:
         if clean:
             reply = await self._forward(raw, sender, clean, envelope, verdict)
             if not reply.ok:
-                try:
-                    await asyncio.to_thread(self.store.discard, hold_id, actor=self.settings.node)
-                except StoreError as exc:  # a duplicate hold after the retry is safe
-                    log.error("hold %s: could not be undone (%s)", hold_id, exc)
-                log.info(
-                    "message %s: split; forward failed (%d), hold %s undone",
-                    ref,
-                    reply.code,
-                    hold_id,
-                )
+                await self._undo_hold(hold_id, ref, reply, clean)
                 return _client_reply(reply, txid)
         self.stats["held"] += 1
         if self.notifier is not None:
@@ -336,6 +327,35 @@ class RelayHandler:
                 f"250 2.0.0 Held for review as {hold_id}, sent in {plan.delay_minutes} min{extra}"
             )
         return f"250 2.0.0 Held for review as {hold_id}{extra}"
+
+    async def _undo_hold(self, hold_id: str, ref: str, reply: Reply, clean: list[str]) -> None:
+        """Split mode, the clean recipients' forward failed: the client is
+        told so and sends the whole message again, so the hold goes. Unless
+        someone decided it while the forward ran: the store then keeps it (a
+        decision is never erased), and the client is still told, because the
+        clean recipients' copy must come from its retry. The retry holds the
+        message for the held recipients again: if that hold is released too,
+        they get it twice (never none)."""
+        details = {"reply": reply.line(), "recipients": clean}
+        try:
+            undone = await asyncio.to_thread(
+                self.store.discard, hold_id, actor=self.settings.node, details=details
+            )
+        except StoreError as exc:  # a duplicate hold after the retry is safe
+            log.error("hold %s: could not be undone (%s)", hold_id, exc)
+            return
+        if undone:
+            log.info(
+                "message %s: split; forward failed (%d), hold %s undone", ref, reply.code, hold_id
+            )
+        else:
+            log.warning(
+                "message %s: split; forward failed (%d); hold %s was decided meanwhile and is "
+                "kept; the client sends the message again",
+                ref,
+                reply.code,
+                hold_id,
+            )
 
     def _split(self, verdict: Verdict, rcpts: list[str]) -> tuple[list[str], list[str]]:
         """(held, clean) envelope recipients under the mixed-message policy."""

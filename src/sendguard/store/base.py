@@ -124,10 +124,18 @@ class Store(abc.ABC):
         The held recipients are the verdict's recipients that it holds."""
 
     @abc.abstractmethod
-    def discard(self, hold_id: str, *, actor: str = "relay") -> None:
+    def discard(
+        self, hold_id: str, *, actor: str = "relay", details: Mapping[str, Any] | None = None
+    ) -> bool:
         """Remove a hold whose message was then not accepted after all (the
-        client got a 4xx and will send it again). Never for accepted mail.
-        The removal is audited (`discard`) by `actor` (the relay node)."""
+        client is told 4xx and will send it again). Never for accepted mail.
+        The removal is audited (`discard`, with `details`) by `actor` (the
+        relay node). True if it was removed.
+
+        Only a hold still `held`, undecided and unclaimed is removed: one
+        that was released, cancelled or claimed in the meantime stays, with
+        its decision, and the refusal is audited (`discard_refused`, with
+        its status); False. False too for an unknown hold (nothing to do)."""
 
     @abc.abstractmethod
     def get(self, hold_id: str) -> HeldMessage | None:

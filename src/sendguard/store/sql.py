@@ -245,10 +245,27 @@ class SqlStore(AccountMethods, Store):
                     return hold_id
         raise StoreError(f"{self.label}: could not find a free hold id")
 
-    def discard(self, hold_id: str, *, actor: str = "relay") -> None:
+    def discard(
+        self, hold_id: str, *, actor: str = "relay", details: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Only an undecided hold goes: one a person (or a releaser) has acted
+        on meanwhile keeps its row and decision, so its trail stays whole."""
+        info = dict(details or {})
         with self._write() as db:
-            if db.execute("DELETE FROM holds WHERE id = ?", (hold_id,)).rowcount:
-                self._append(db, "discard", actor, hold_id, {})
+            cur = db.execute(
+                "DELETE FROM holds WHERE id = ? AND status = ? AND decided_by IS NULL "
+                "AND lease_token IS NULL",
+                (hold_id, HoldStatus.HELD.value),
+            )
+            if cur.rowcount:
+                self._append(db, "discard", actor, hold_id, info)
+                return True
+            row = db.execute("SELECT status FROM holds WHERE id = ?", (hold_id,)).one()
+            if row is not None:
+                self._append(
+                    db, "discard_refused", actor, hold_id, info | {"status": row["status"]}
+                )
+        return False
 
     def get(self, hold_id: str) -> HeldMessage | None:
         with self._read() as db:
