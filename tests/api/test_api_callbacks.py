@@ -26,15 +26,15 @@ from api_support import PRACTICE_ODS
 from fastapi.testclient import TestClient
 from hold_support import CallbackSink
 
-from sendguard.api import callbacknet
-from sendguard.api.callbacknet import (
+from sendguard.config import Config
+from sendguard.review import callbacknet
+from sendguard.review.callbacknet import (
     NOT_ENABLED,
     OUTSIDE,
     UNRESOLVED,
     CallbackBlocked,
     CallbackTransport,
 )
-from sendguard.config import Config
 from sendguard.store import open_store
 
 FAX_TYPO = {"number": "0113 496 0010", "intended": PRACTICE_ODS}

@@ -158,12 +158,16 @@ def test_reload_puts_a_changed_directory_in_use(csv_config: Config) -> None:
         assert r.status_code == 200, r.text
         assert r.json()["entries"] == 2
         assert r.json()["status"] == "reloaded"
+        rules = r.json()["rules"]
         after = _email(c, admin, "ben.baker@example.org", "9434765870")
         text = c.get("/metrics").text
     assert "send.unknown_patient" in str(before["findings"])
     assert "send.unknown_patient" not in str(after["findings"])  # Ben is known now
     assert metric(text, "sendguard_reloads_total", result="ok") == 1
     assert metric(text, "sendguard_directory_entries") == 2
+    assert _reload_audit(csv_config) == [
+        {"via": "admin request", "ok": True, "entries": 2, "rules": rules}
+    ]
 
 
 def test_a_bad_reload_is_refused_and_the_old_directory_stays(csv_config: Config) -> None:
@@ -183,6 +187,17 @@ def test_a_bad_reload_is_refused_and_the_old_directory_stays(csv_config: Config)
         text = c.get("/metrics").text
     assert metric(text, "sendguard_reloads_total", result="failed") == 1
     assert metric(text, "sendguard_reloads_total", result="ok") == 0
+    assert _reload_audit(csv_config) == [
+        {"via": "admin request", "ok": False, "error": "DirectoryError"}
+    ]
+
+
+def _reload_audit(config: Config) -> list[dict[str, object]]:
+    """The details of the `rules_reload` audit entries: counts, never contents."""
+    from sendguard.store import open_store
+
+    with open_store(config.store.url) as store:
+        return [e.details for e in store.audit_entries() if e.event == "rules_reload"]
 
 
 def test_a_bad_rule_file_is_refused_too(

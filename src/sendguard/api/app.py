@@ -35,7 +35,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from sendguard.api.callbacknet import CallbackRefused, check_callback_url
 from sendguard.api.logs import log_event
 from sendguard.api.metrics import CONTENT_TYPE
 from sendguard.api.middleware import BodyLimit, RequestLog, log_fields, request_id
@@ -54,6 +53,7 @@ from sendguard.api.tokens import ApiToken, Role
 from sendguard.api.webapp import WebContext, install_web
 from sendguard.core.models import Action, Channel, Verdict
 from sendguard.relay.logsafe import describe_error
+from sendguard.review.callbacknet import CallbackRefused, check_callback_url
 from sendguard.store import HoldKind
 
 __all__ = ["create_app"]
@@ -202,7 +202,7 @@ def create_app(
 
     async def refuse_callback(url: str) -> None:
         """422 (as for any invalid field) unless `url` may be called back: its
-        host resolves only inside `[api] callback_networks` (api.callbacknet).
+        host resolves only inside `[api] callback_networks` (review.callbacknet).
         Checked whenever one is given, so that a practice system learns of a
         refused URL on its first call, not on its first hold."""
         try:

@@ -154,7 +154,7 @@ class EmailCheck(_Body):
 # port up to 65535, and printable ASCII after it; no user name or password.
 # The schema publishes the same pattern, so generated "valid" values are valid.
 # Where the host may be is checked after this, against [api] callback_networks
-# (api.callbacknet: it needs a DNS lookup, which a validator must not make).
+# (review.callbacknet: it needs a DNS lookup, which a validator must not make).
 _PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
 CALLBACK_PATTERN = (
     r"^[Hh][Tt][Tt][Pp][Ss]?://(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"

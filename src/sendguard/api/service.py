@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -130,6 +131,7 @@ class ApiService:
                     problems=len(problems) if isinstance(problems, list) else None,
                     kept="the directory and rules in use",
                 )
+                await self._audit_reload(reason, ok=False, error=type(exc).__name__)
                 raise ReloadFailed(str(exc) or type(exc).__name__) from exc
             seconds = time.perf_counter() - t0
             result = ReloadResult(len(self.guard.directory), len(self.guard.rules.rules), seconds)
@@ -143,7 +145,22 @@ class ApiService:
                 rules=result.rules,
                 seconds=round(seconds, 3),
             )
+            await self._audit_reload(reason, ok=True, entries=result.entries, rules=result.rules)
             return result
+
+    async def _audit_reload(self, reason: str, **details: Any) -> None:
+        """Every reload, kept or refused, is in the audit log (counts and an
+        error type only). An unreachable store never fails the reload."""
+        try:
+            store = await self._get_store()
+            await asyncio.to_thread(
+                store.append_audit,
+                "rules_reload",
+                actor=f"api@{socket.gethostname()}",
+                details={"via": reason, **details},
+            )
+        except Exception as exc:
+            log_event(log, "reload_not_audited", level=logging.WARNING, error=describe_error(exc))
 
     def watched_files(self) -> list[Path]:
         """The directory source files and rule files a reload would read."""

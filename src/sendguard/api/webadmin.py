@@ -161,6 +161,9 @@ AUDIT_EVENTS = (
     "callback",
     "purge",
     "discard",
+    "discard_refused",
+    "notify",
+    "rules_reload",
     "login",
     "logout",
     "user_add",
@@ -168,10 +171,9 @@ AUDIT_EVENTS = (
     "user_enable",
     "user_password",
     "user_role",
-    "token_add",
-    "token_revoke",
 )
-"""The events the store, the review workflow and the UI write (the filter's choices)."""
+"""The events the store, the review workflow, the relay and the UI write (the
+filter's choices; an older log may also hold `token_add`/`token_revoke`)."""
 
 
 # -- users -------------------------------------------------------------------

@@ -21,12 +21,12 @@ import contextlib
 import logging
 import socket
 
-from sendguard.api.callbacknet import CallbackTransport
 from sendguard.api.logs import log_event
 from sendguard.api.webapp import WebContext
 from sendguard.config import Config, parse_host_port
 from sendguard.relay.forward import NextHop
 from sendguard.relay.logsafe import describe_error
+from sendguard.review.callbacknet import CallbackTransport
 from sendguard.review.secret import load_or_create_secrets
 from sendguard.review.service import ReviewService
 from sendguard.review.settings import ReviewSettings

@@ -231,6 +231,7 @@ class CallbackOutbox:
             async with httpx.AsyncClient(
                 timeout=self._settings.callback_timeout,
                 follow_redirects=False,
+                trust_env=False,  # never through a proxy from the environment
                 transport=self._transport,
             ) as client:
                 resp = await client.post(url, json=body, headers={"User-Agent": "sendguard"})

@@ -50,6 +50,7 @@ import httpx
 from sendguard.config import Config
 from sendguard.relay.forward import NextHop, Reply, smtp_text
 from sendguard.relay.logsafe import log_error
+from sendguard.review.callbacknet import CallbackTransport
 from sendguard.review.callbacks import CallbackOutbox
 from sendguard.review.secret import load_or_create_secrets
 from sendguard.review.settings import ReviewSettings
@@ -188,7 +189,13 @@ class ReviewService:
         settings = ReviewSettings.from_config(config.review, node=node)
         keys = load_or_create_secrets(config.review.secret_file)
         return cls(
-            store, next_hop, TokenSigner(keys, ttl=settings.token_ttl), settings, clock=clock
+            store,
+            next_hop,
+            TokenSigner(keys, ttl=settings.token_ttl),
+            settings,
+            clock=clock,
+            # every process that calls back checks the target again at send time
+            callback_transport=CallbackTransport(config.api.callback_networks),
         )
 
     # -- decisions ---------------------------------------------------------
