@@ -6,13 +6,22 @@ import argparse
 import sys
 from typing import NoReturn
 
-from sendguard.config import ConfigError
+from sendguard.config import ConfigError, load_config
 from sendguard.core.directory import DirectoryError
 from sendguard.core.models import Action, Verdict
 from sendguard.core.rules import RulesError
 from sendguard.guard import Guard
+from sendguard.store import Store, StoreError, open_store
 
-__all__ = ["EXIT", "add_source_options", "die", "load_guard", "print_verdict"]
+__all__ = [
+    "EXIT",
+    "add_source_options",
+    "config_option",
+    "die",
+    "load_guard",
+    "open_configured_store",
+    "print_verdict",
+]
 
 EXIT = {Action.ALLOW: 0, Action.WARN: 1, Action.HOLD: 2, Action.REJECT: 3}
 EX_USAGE, EX_DATAERR, EX_UNAVAILABLE, EX_SOFTWARE = 64, 65, 69, 70
@@ -21,6 +30,26 @@ EX_USAGE, EX_DATAERR, EX_UNAVAILABLE, EX_SOFTWARE = 64, 65, 69, 70
 def die(message: str, status: int = EX_DATAERR) -> NoReturn:
     print(f"sendguard: {message}", file=sys.stderr)
     sys.exit(status)
+
+
+def config_option(p: argparse.ArgumentParser, what: str) -> None:
+    """-c after the action too (`sendguard held list -c FILE`), as the README writes it."""
+    p.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help=f"configuration file {what}",
+    )
+
+
+def open_configured_store(args: argparse.Namespace, *, create: bool = False) -> Store:
+    """The quarantine the configuration names; exits 65 saying why if it cannot be opened.
+    `create=False` for tools that only read or decide: they never start an empty one."""
+    try:
+        return open_store(load_config(getattr(args, "config", None)).store.url, create=create)
+    except (ConfigError, StoreError) as exc:
+        die(str(exc))
 
 
 def add_source_options(p: argparse.ArgumentParser) -> None:

@@ -25,10 +25,9 @@ import os
 import sys
 from datetime import UTC, datetime
 
-from sendguard.cli._common import EX_DATAERR, EX_USAGE, die
-from sendguard.config import ConfigError, load_config
+from sendguard.cli._common import EX_DATAERR, EX_USAGE, config_option, die, open_configured_store
 from sendguard.review.export import breach_report, report_csv
-from sendguard.store import Store, StoreError, open_store
+from sendguard.store import StoreError
 
 __all__ = ["register"]
 
@@ -37,7 +36,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("audit", help="verify the audit log; export a breach report")
     cmds = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     v = cmds.add_parser("verify", help="recompute the audit log's hash chain (exit 65 if broken)")
-    _config_option(v)
+    config_option(v, "naming the quarantine ([store] url)")
     v.add_argument(
         "--anchor",
         metavar="SEQ:HASH",
@@ -48,29 +47,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e = cmds.add_parser(
         "export", help="per hold: sender, recipients, patients, codes, decisions, audit trail"
     )
-    _config_option(e)
+    config_option(e, "naming the quarantine ([store] url)")
     e.add_argument("--since", metavar="DATE", required=True, help="ISO date or time (UTC)")
     e.add_argument("--until", metavar="DATE", help="ISO date or time (UTC), exclusive")
     e.add_argument("--format", choices=["csv", "json"], default="json", help="default json")
     e.add_argument("--output", metavar="FILE", help="write here (owner-only) instead of stdout")
     e.set_defaults(func=_export)
-
-
-def _config_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-c",
-        "--config",
-        metavar="FILE",
-        default=argparse.SUPPRESS,
-        help="configuration file naming the quarantine ([store] url)",
-    )
-
-
-def _open(args: argparse.Namespace) -> Store:
-    try:
-        return open_store(load_config(getattr(args, "config", None)).store.url, create=False)
-    except (ConfigError, StoreError) as exc:
-        die(str(exc))
 
 
 def _date(text: str, option: str) -> datetime:
@@ -88,7 +70,7 @@ def _verify(args: argparse.Namespace) -> int:
         if not sep or not seq.isdigit() or len(digest) != 64:
             die("--anchor: expected SEQ:HASH as printed by an earlier verify", EX_USAGE)
         anchor = (int(seq), digest.lower())
-    with _open(args) as store:
+    with open_configured_store(args) as store:
         try:
             report = store.verify_audit(anchor=anchor)
         except StoreError as exc:
@@ -122,7 +104,7 @@ def _export(args: argparse.Namespace) -> int:
     until = _date(args.until, "--until") if args.until else None
     if until is not None and until <= since:
         die("--until must be after --since", EX_USAGE)
-    with _open(args) as store:
+    with open_configured_store(args) as store:
         try:
             report = breach_report(store, since, until, now=datetime.now(UTC))
         except StoreError as exc:

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from datetime import date
 
-from sendguard.cli._common import EX_UNAVAILABLE, EX_USAGE, die
+from sendguard.cli._common import EX_UNAVAILABLE, EX_USAGE, config_option, die
 from sendguard.config import Config, ConfigError, load_config
 from sendguard.core.directory import Directory, DirectoryError
 from sendguard.sources import fingerprint, load_directory, load_or_build, save_snapshot
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "all or nothing, every problem reported",
     )
     imp.add_argument("paths", nargs="+", metavar="PATH")
-    _config_option(imp)
+    config_option(imp, "whose [directory] is used")
     imp.add_argument(
         "--as-of",
         type=date.fromisoformat,
@@ -45,14 +45,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     imp.set_defaults(func=_import)
     st = cmds.add_parser("stats", help="counts and sizes of the configured (or given) directory")
     st.add_argument("paths", nargs="*", metavar="PATH")
-    _config_option(st)
+    config_option(st, "whose [directory] is used")
     st.set_defaults(func=_stats)
     rl = cmds.add_parser(
         "reload",
         help="make a running sendguard serve load the directory and rules again "
         "(POST /v1/admin/reload); for a relay alone, send it SIGHUP",
     )
-    _config_option(rl)
+    config_option(rl, "whose [directory] is used")
     rl.add_argument(
         "--url",
         help="the server's base URL (default: http:// and the config's [api] listen)",
@@ -65,17 +65,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     rl.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (default 600)")
     rl.set_defaults(func=_reload)
-
-
-def _config_option(p: argparse.ArgumentParser) -> None:
-    """-c after the action too (`sendguard directory stats -c FILE`), as in the README."""
-    p.add_argument(
-        "-c",
-        "--config",
-        metavar="FILE",
-        default=argparse.SUPPRESS,
-        help="configuration file whose [directory] is used",
-    )
 
 
 def _load(

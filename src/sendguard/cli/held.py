@@ -30,7 +30,7 @@ from email import policy
 from email.parser import BytesHeaderParser
 from typing import Any
 
-from sendguard.cli._common import EX_USAGE, die
+from sendguard.cli._common import EX_USAGE, config_option, die, open_configured_store
 from sendguard.config import Config, ConfigError, load_config, parse_host_port
 from sendguard.relay.forward import NextHop
 from sendguard.review.secret import SecretError
@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmds = h.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     ls = cmds.add_parser("list", help="held messages, newest first")
-    _config_option(ls)
+    config_option(ls, "naming the quarantine ([store] url)")
     ls.add_argument(
         "--status",
         choices=[s.value for s in HoldStatus],
@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     show = cmds.add_parser("show", help="one held message: envelope, findings, headers")
     show.add_argument("hold_id", metavar="HOLD_ID")
-    _config_option(show)
+    config_option(show, "naming the quarantine ([store] url)")
     out = show.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print JSON (without the message)")
     out.add_argument("--raw", action="store_true", help="write the message bytes as received")
@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ):
         p = cmds.add_parser(name, help=verb)
         p.add_argument("hold_id", metavar="HOLD_ID")
-        _config_option(p)
+        config_option(p, "naming the quarantine ([store] url)")
         p.add_argument(
             "--as",
             dest="user",
@@ -97,24 +97,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         )
         p.add_argument("--json", action="store_true", help="print the outcome as JSON")
         p.set_defaults(func=func)
-
-
-def _config_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-c",
-        "--config",
-        metavar="FILE",
-        default=argparse.SUPPRESS,
-        help="configuration file naming the quarantine ([store] url)",
-    )
-
-
-def _open(args: argparse.Namespace) -> Store:
-    try:
-        cfg = load_config(getattr(args, "config", None))
-        return open_store(cfg.store.url, create=False)
-    except (ConfigError, StoreError) as exc:
-        die(str(exc))
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -216,7 +198,7 @@ def _list(args: argparse.Namespace) -> int:
             die(f"--since: not an ISO date or time: {args.since!r}", EX_USAGE)
         if since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
-    with _open(args) as store:
+    with open_configured_store(args) as store:
         try:
             status = HoldStatus(args.status) if args.status else None
             kind = HoldKind(args.kind) if args.kind else None
@@ -253,7 +235,7 @@ def _review_flag(h: HoldSummary | HeldMessage) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    with _open(args) as store:
+    with open_configured_store(args) as store:
         try:
             held = store.get(args.hold_id)
         except StoreError as exc:

@@ -20,10 +20,9 @@ import getpass
 import json
 import sys
 
-from sendguard.cli._common import EX_USAGE, die
-from sendguard.config import ConfigError, load_config
+from sendguard.cli._common import EX_USAGE, die, open_configured_store
 from sendguard.review.passwords import PasswordPolicyError, check_policy, hash_password
-from sendguard.store import Store, StoreError, open_store
+from sendguard.store import StoreError
 from sendguard.store.base import Conflict, Role
 
 __all__ = ["register"]
@@ -78,13 +77,6 @@ def _common(p: argparse.ArgumentParser, *, password: bool = True) -> None:
         )
 
 
-def _open(args: argparse.Namespace) -> Store:
-    try:
-        return open_store(load_config(getattr(args, "config", None)).store.url)
-    except (ConfigError, StoreError) as exc:
-        die(str(exc))
-
-
 def _actor() -> str:
     try:
         return f"cli:{getpass.getuser()}"
@@ -115,7 +107,7 @@ def _valid_name(name: str) -> str:
 def _add(args: argparse.Namespace) -> int:
     name = _valid_name(args.username)
     password = _password(args)
-    with _open(args) as store:
+    with open_configured_store(args, create=True) as store:
         try:
             store.add_user(name, Role(args.role), hash_password(password), actor=_actor())
         except Conflict:
@@ -128,7 +120,7 @@ def _add(args: argparse.Namespace) -> int:
 
 def _passwd(args: argparse.Namespace) -> int:
     password = _password(args)
-    with _open(args) as store:
+    with open_configured_store(args, create=True) as store:
         try:
             ok = store.set_password(args.username, hash_password(password), actor=_actor())
         except StoreError as exc:
@@ -141,7 +133,7 @@ def _passwd(args: argparse.Namespace) -> int:
 
 
 def _disable(args: argparse.Namespace) -> int:
-    with _open(args) as store:
+    with open_configured_store(args, create=True) as store:
         try:
             ok = store.disable_user(args.username, actor=_actor(), disabled=args.disabled)
         except StoreError as exc:
@@ -155,7 +147,7 @@ def _disable(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    with _open(args) as store:
+    with open_configured_store(args, create=True) as store:
         try:
             users = store.list_users()
         except StoreError as exc:
