@@ -107,46 +107,57 @@ class ApiService:
 
     # -- reload ------------------------------------------------------------
     async def reload(self, reason: str) -> ReloadResult:
-        """Re-read directory and rules (and what `extra_reload` covers)."""
+        """Re-read directory and rules (and what `extra_reload` covers).
+
+        The audit entry is written once the reload lock is free again, so a
+        slow store never makes the next reload look busy."""
         if self._reload_lock.locked():
             raise ReloadFailed(
                 "a reload is already running; try again when it has finished", busy=True
             )
-        async with self._reload_lock:
-            log_event(log, "reload_started", reason=reason)
-            t0 = time.perf_counter()
-            try:
-                await asyncio.to_thread(self.guard.reload)
-                if self.extra_reload is not None:
-                    await asyncio.to_thread(self.extra_reload)
-            except Exception as exc:
-                self.metrics.reloads.labels("failed").inc()
-                problems = getattr(exc, "problems", None)
-                log_event(
-                    log,
-                    "reload_failed",
-                    level=logging.ERROR,
-                    reason=reason,
-                    error=describe_error(exc),
-                    problems=len(problems) if isinstance(problems, list) else None,
-                    kept="the directory and rules in use",
-                )
-                await self._audit_reload(reason, ok=False, error=type(exc).__name__)
-                raise ReloadFailed(str(exc) or type(exc).__name__) from exc
-            seconds = time.perf_counter() - t0
-            result = ReloadResult(len(self.guard.directory), len(self.guard.rules.rules), seconds)
-            self.metrics.reloads.labels("ok").inc()
-            self.metrics.observe_load(result.entries, result.rules, time.time(), seconds)
+        try:
+            async with self._reload_lock:
+                result = await self._reload(reason)
+        except ReloadFailed as exc:
+            cause = exc.__cause__
+            await self._audit_reload(reason, ok=False, error=type(cause or exc).__name__)
+            raise
+        await self._audit_reload(reason, ok=True, entries=result.entries, rules=result.rules)
+        return result
+
+    async def _reload(self, reason: str) -> ReloadResult:
+        log_event(log, "reload_started", reason=reason)
+        t0 = time.perf_counter()
+        try:
+            await asyncio.to_thread(self.guard.reload)
+            if self.extra_reload is not None:
+                await asyncio.to_thread(self.extra_reload)
+        except Exception as exc:
+            self.metrics.reloads.labels("failed").inc()
+            problems = getattr(exc, "problems", None)
             log_event(
                 log,
-                "reloaded",
+                "reload_failed",
+                level=logging.ERROR,
                 reason=reason,
-                entries=result.entries,
-                rules=result.rules,
-                seconds=round(seconds, 3),
+                error=describe_error(exc),
+                problems=len(problems) if isinstance(problems, list) else None,
+                kept="the directory and rules in use",
             )
-            await self._audit_reload(reason, ok=True, entries=result.entries, rules=result.rules)
-            return result
+            raise ReloadFailed(str(exc) or type(exc).__name__) from exc
+        seconds = time.perf_counter() - t0
+        result = ReloadResult(len(self.guard.directory), len(self.guard.rules.rules), seconds)
+        self.metrics.reloads.labels("ok").inc()
+        self.metrics.observe_load(result.entries, result.rules, time.time(), seconds)
+        log_event(
+            log,
+            "reloaded",
+            reason=reason,
+            entries=result.entries,
+            rules=result.rules,
+            seconds=round(seconds, 3),
+        )
+        return result
 
     async def _audit_reload(self, reason: str, **details: Any) -> None:
         """Every reload, kept or refused, is in the audit log (counts and an
