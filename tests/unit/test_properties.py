@@ -593,3 +593,23 @@ def test_near_emails_matches_brute_force(
     for address in queries_for(entries, queries):
         got = directory.near_emails(address, max_edits=max_edits)
         assert got == brute_near(entries, address, max_edits), address
+
+
+@FAST
+@given(
+    st.one_of(
+        st.from_regex(r"0[1-9]\d{8,9}", fullmatch=True),
+        st.from_regex(r"\+(44|1|33|49|353|91|800|870)\d{5,12}", fullmatch=True),
+    ),
+    st.sampled_from(["GB", "US", "FR", "GG"]),
+)
+def test_parse_phone_validity_is_the_library_s(text: str, region: str) -> None:
+    """parse_phone decides validity from the number's type (one metadata pass);
+    it must agree with phonenumbers.is_valid_number."""
+    import phonenumbers
+
+    try:
+        n = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return
+    assert parse_phone(text, region).valid is phonenumbers.is_valid_number(n)

@@ -87,10 +87,12 @@ def parse_phone(text: str, region: str = "GB") -> PhoneNumber:
         n = phonenumbers.parse(text, region)
     except NumberParseException as exc:
         raise PhoneSyntaxError(_parse_error_text(exc)) from None
-    valid = phonenumbers.is_valid_number(n)
-    kind = (
-        _KINDS.get(phonenumbers.number_type(n), PhoneKind.UNKNOWN) if valid else PhoneKind.UNKNOWN
-    )
+    # A number is valid exactly when it has a type (is_valid_number works the
+    # type out itself): one pass over the metadata instead of two, and the
+    # larger part of a fax check's cost.
+    number_type = phonenumbers.number_type(n)
+    valid = number_type != PhoneNumberType.UNKNOWN
+    kind = _KINDS.get(number_type, PhoneKind.UNKNOWN) if valid else PhoneKind.UNKNOWN
     national = str(n.national_number)
     if n.italian_leading_zero:
         national = "0" * (n.number_of_leading_zeros or 1) + national
