@@ -8,23 +8,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import queue
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from sendguard.api.server import ApiServer
-from sendguard.config import Config, load_config
-
 ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "demo" / "directory.json"
-WAIT = 30.0
+if str(ROOT / "tests" / "relay") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tests" / "relay"))
+
+from support import DEMO, WAIT, CliProcess  # noqa: E402
+from support import free_port as free_port  # noqa: E402  (re-exported for the tests here)
+
+from sendguard.api.server import ApiServer  # noqa: E402
+from sendguard.config import Config, load_config  # noqa: E402
 
 # Data from the demo directory, and data of the kind a practice system sends:
 # none of it may ever reach a log line.
@@ -37,12 +36,6 @@ def auth(token: str) -> dict[str, str]:
     """The header that carries an API token. Tests import it from here, not
     from `conftest`, a name several test folders use."""
     return {"Authorization": f"Bearer {token}"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class TcpListener:
@@ -139,38 +132,13 @@ class LiveServer:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(WAIT)
 
 
-class ServeProcess:
+class ServeProcess(CliProcess):
     """`sendguard serve` as a real process; stderr (JSON lines) is collected."""
 
     def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        cmd = [
-            sys.executable,
-            "-c",
-            "import sys; from sendguard.cli import main; sys.exit(main())",
-            "serve",
-            "-c",
-            str(config),
-            *args,
-        ]
-        self.proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        super().__init__("serve", "-c", str(config), *args, env=env)
         self.started = self.wait_event("listening")
         self.url = f"http://127.0.0.1:{self.started['port']}"
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
-            self._queue.put(line)
 
     def events(self) -> list[dict[str, Any]]:
         out = []
@@ -182,29 +150,18 @@ class ServeProcess:
     def wait_event(self, event: str, after: int = 0, timeout: float = WAIT) -> dict[str, Any]:
         """The first log record named `event` from line `after` on."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for rec in self.events()[after:]:
-                if rec.get("event") == event:
-                    return rec
-            if self.proc.poll() is not None and self._queue.empty():
-                break
-            with contextlib.suppress(queue.Empty):
-                self._queue.get(timeout=0.1)
+        with self._cond:
+            while True:
+                for rec in self.events()[after:]:
+                    if rec.get("event") == event:
+                        return rec
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._reader.is_alive():
+                    break
+                self._cond.wait(min(left, 0.1))
         raise AssertionError(f"no {event!r} in the log:\n" + "\n".join(self.lines[-30:]))
-
-    def signal(self, sig: signal.Signals) -> None:
-        self.proc.send_signal(sig)
 
     def stop(self) -> str:
         """SIGTERM, wait, and the whole of stderr."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(WAIT)
-        self._reader.join(WAIT)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
+        self.terminate()
         return "\n".join(self.lines)

@@ -14,9 +14,7 @@ install`. Screenshots of each step go to test-artifacts/browser/.
 
 from __future__ import annotations
 
-import os
 import smtplib
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -29,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent / "relay") not in sys.path:
     sys.path.insert(0, str(HERE.parent / "relay"))
 
-from support import DEMO, WAIT, RelayProcess, Sink, free_port, message  # noqa: E402
+from support import DEMO, WAIT, CliProcess, RelayProcess, Sink, free_port, message  # noqa: E402
 
 from sendguard.store.models import HoldStatus  # noqa: E402
 from sendguard.store.sqlite import SqliteStore  # noqa: E402
@@ -84,29 +82,13 @@ session_secret_file = "web-session.key"
     return path
 
 
-class ServeProcess:
+class ServeProcess(CliProcess):
     """`sendguard serve --config FILE --listen 127.0.0.1:PORT`, until it answers."""
 
     def __init__(self, config: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = config.parent / "serve.log"
-        self._log = self.log.open("w")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "import sys; from sendguard.cli import main; sys.exit(main())",
-                "serve",
-                "--config",
-                str(config),
-                "--listen",
-                f"127.0.0.1:{self.port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=self._log,
-            env=os.environ.copy(),
-        )
+        super().__init__("serve", "--config", str(config), "--listen", f"127.0.0.1:{self.port}")
         deadline = time.monotonic() + WAIT
         while True:
             try:
@@ -115,19 +97,12 @@ class ServeProcess:
             except httpx.HTTPError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    log = self.log.read_text()
+                    log = "\n".join(self.lines)
                     raise AssertionError(f"sendguard serve did not start:\n{log}") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(WAIT)
-        self._log.close()
+        self.terminate()
 
 
 @pytest.fixture

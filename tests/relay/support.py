@@ -276,11 +276,11 @@ def write_config(path: Path, text: str) -> Path:
 _LISTENING = re.compile(r"listening on (\S+):(\d+),")
 
 
-class RelayProcess:
-    """`sendguard relay --config FILE` as a child process, logs collected."""
+class CliProcess:
+    """`sendguard ARGS` as a child process, its stderr lines collected in
+    `lines` (under `_cond`, notified on each line)."""
 
-    def __init__(self, config: Path, *, env: dict[str, str] | None = None) -> None:
-        self.config = config
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.lines: list[str] = []
         self._cond = threading.Condition()
         self.proc = subprocess.Popen(
@@ -288,9 +288,7 @@ class RelayProcess:
                 sys.executable,
                 "-c",
                 "import sys; from sendguard.cli import main; sys.exit(main())",
-                "relay",
-                "--config",
-                str(config),
+                *args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -299,10 +297,6 @@ class RelayProcess:
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        line = self.wait_log(_LISTENING)
-        m = _LISTENING.search(line)
-        assert m is not None
-        self.port = int(m.group(2))
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
@@ -310,6 +304,35 @@ class RelayProcess:
             with self._cond:
                 self.lines.append(line.rstrip("\n"))
                 self._cond.notify_all()
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def terminate(self) -> int:
+        """SIGTERM (SIGKILL if it does not end in time), wait; the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(WAIT)
+        self._reader.join(WAIT)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        return int(self.proc.returncode)
+
+
+class RelayProcess(CliProcess):
+    """`sendguard relay --config FILE` as a child process, logs collected."""
+
+    def __init__(self, config: Path, *, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        super().__init__("relay", "--config", str(config), env=env)
+        line = self.wait_log(_LISTENING)
+        m = _LISTENING.search(line)
+        assert m is not None
+        self.port = int(m.group(2))
 
     def wait_log(
         self, pattern: str | re.Pattern[str], *, after: int = 0, timeout: float = WAIT
@@ -338,21 +361,8 @@ class RelayProcess:
             return []
         return [int(x) for x in text.split()]
 
-    def signal(self, sig: signal.Signals) -> None:
-        self.proc.send_signal(sig)
-
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(WAIT)
-        self._reader.join(WAIT)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-        return int(self.proc.returncode)
+        return self.terminate()
 
 
 def wait_gone(pids: Iterable[int], timeout: float = WAIT) -> None:
