@@ -304,25 +304,9 @@ class PostgresStore(SqlStore):
             ).fetchone()
             if found is None and not create:
                 raise StoreError(f"{self.label}: there is no quarantine here (has the relay run?)")
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
-            row = conn.execute("SELECT version FROM schema_version").fetchone()
-            version = 0 if row is None else int(row["version"])
-            if row is None:
-                conn.execute("INSERT INTO schema_version (version) VALUES (0)")
-            if version > len(MIGRATIONS):
-                raise StoreError(
-                    f"{self.label}: schema version {version} is newer than this "
-                    f"sendguard understands ({len(MIGRATIONS)}); upgrade sendguard"
-                )
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                conn.execute(script.encode())
-                conn.execute("UPDATE schema_version SET version = %s", (number,))
-
-    @property
-    def schema_version(self) -> int:
-        with self._read() as db:
-            row = db.execute("SELECT version FROM schema_version").one()
-        return 0 if row is None else int(row["version"])
+            self._apply_migrations(
+                _Conn(conn), MIGRATIONS, lambda script: conn.execute(script.encode())
+            )
 
     # -- connections -------------------------------------------------------
     @contextmanager

@@ -115,6 +115,35 @@ class SqlStore(AccountMethods, Store):
     def _now(self) -> datetime:
         return self._clock().astimezone(UTC)
 
+    # -- schema ------------------------------------------------------------
+    def _apply_migrations(
+        self, db: Conn, migrations: Sequence[str], run: Callable[[str], object]
+    ) -> None:
+        """Bring the schema up to date inside the caller's transaction, which
+        keeps other processes out meanwhile. `schema_version` counts the
+        backend's migrations that have run (`run` runs one script); a database
+        from a newer sendguard is refused rather than misread."""
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+        row = db.execute("SELECT version FROM schema_version").one()
+        version = 0 if row is None else int(row["version"])
+        if row is None:
+            db.execute("INSERT INTO schema_version (version) VALUES (0)")
+        if version > len(migrations):
+            raise StoreError(
+                f"{self.label}: schema version {version} is newer than this "
+                f"sendguard understands ({len(migrations)}); upgrade sendguard"
+            )
+        for number, script in enumerate(migrations[version:], start=version + 1):
+            run(script)
+            db.execute("UPDATE schema_version SET version = ?", (number,))
+
+    @property
+    def schema_version(self) -> int:
+        """How many of the backend's migrations this database has had."""
+        with self._read() as db:
+            row = db.execute("SELECT version FROM schema_version").one()
+        return 0 if row is None else int(row["version"])
+
     # -- holds -------------------------------------------------------------
     def hold(
         self,

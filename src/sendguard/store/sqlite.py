@@ -235,31 +235,18 @@ class SqliteStore(SqlStore):
     # -- schema ------------------------------------------------------------
     def _migrate(self) -> None:
         db = self._db
+
+        def run(script: str) -> None:
+            for statement in _statements(script):
+                db.execute(statement)
+
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = db.execute("SELECT version FROM schema_version").fetchone()
-            version = 0 if row is None else int(row[0])
-            if row is None:
-                db.execute("INSERT INTO schema_version (version) VALUES (0)")
-            if version > len(MIGRATIONS):
-                raise StoreError(
-                    f"quarantine {self.path}: schema version {version} is newer than this "
-                    f"sendguard understands ({len(MIGRATIONS)}); upgrade sendguard"
-                )
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in _statements(script):
-                    db.execute(statement)
-                db.execute("UPDATE schema_version SET version = ?", (number,))
+            self._apply_migrations(_Conn(db), MIGRATIONS, run)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-
-    @property
-    def schema_version(self) -> int:
-        with self._locked() as db:
-            return int(db.execute("SELECT version FROM schema_version").fetchone()[0])
 
     # -- connections -------------------------------------------------------
     @contextmanager
