@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import sys
 from datetime import UTC, datetime
 from email import policy
@@ -31,7 +30,7 @@ from email.parser import BytesHeaderParser
 from typing import Any
 
 from sendguard.cli._common import EX_USAGE, config_option, die, open_configured_store
-from sendguard.config import Config, ConfigError, load_config, parse_host_port
+from sendguard.config import Config, ConfigError, load_config
 from sendguard.relay.forward import NextHop
 from sendguard.review.secret import SecretError
 from sendguard.review.service import Outcome, ReviewService
@@ -163,18 +162,7 @@ def _decide(args: argparse.Namespace, cfg: Config, action: str) -> int:
 async def _run_decision(
     cfg: Config, store: Store, action: str, args: argparse.Namespace, reviewer: bool
 ) -> Outcome:
-    rc = cfg.relay
-    host, port = parse_host_port(rc.next_hop)
-    hop = NextHop(
-        host,
-        port,
-        local_hostname=rc.hostname or socket.getfqdn(),
-        connections=1,
-        timeout=rc.next_hop_timeout,
-        tls=rc.next_hop_tls,
-        username=rc.next_hop_username,
-        password=rc.next_hop_password.get_secret_value() if rc.next_hop_password else None,
-    )
+    hop = NextHop.from_config(cfg.relay, connections=1)
     try:
         service = ReviewService.from_config(cfg, store, hop, node=f"cli:{args.user}")
         if action == "release":

@@ -17,12 +17,15 @@ import asyncio
 import contextlib
 import logging
 import re
+import socket
 import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiosmtplib
+
+from sendguard.config import RelayConfig, parse_host_port
 
 __all__ = ["NextHop", "Reply", "smtp_text"]
 
@@ -101,6 +104,29 @@ class NextHop:
         self._slots = asyncio.Semaphore(connections)
         self._idle: list[_Conn] = []
         self._closed = False
+
+    @classmethod
+    def from_config(
+        cls,
+        rc: RelayConfig,
+        *,
+        local_hostname: str | None = None,
+        connections: int | None = None,
+    ) -> NextHop:
+        """The next hop as `[relay]` configures it, for the relay and for
+        anything else that sends released mail; `connections` defaults to
+        `next_hop_connections`, `local_hostname` to `hostname` or the FQDN."""
+        host, port = parse_host_port(rc.next_hop)
+        return cls(
+            host,
+            port,
+            local_hostname=local_hostname or rc.hostname or socket.getfqdn(),
+            connections=rc.next_hop_connections if connections is None else connections,
+            timeout=rc.next_hop_timeout,
+            tls=rc.next_hop_tls,
+            username=rc.next_hop_username,
+            password=rc.next_hop_password.get_secret_value() if rc.next_hop_password else None,
+        )
 
     @property
     def name(self) -> str:

@@ -96,7 +96,6 @@ class Relay:
         if smtp_log.level == logging.NOTSET:
             smtp_log.setLevel(logging.WARNING)
         host, port = parse_host_port(rc.listen)
-        hop_host, hop_port = parse_host_port(rc.next_hop)
         try:
             tls = (
                 server_tls_context(rc.tls_cert, rc.tls_key) if rc.tls_cert and rc.tls_key else None
@@ -123,16 +122,7 @@ class Relay:
             loaded = await self.checker.start()
         except ReloadFailed as exc:
             raise RelayStartError(f"cannot load directory and rules: {exc}") from exc
-        self.next_hop = NextHop(
-            hop_host,
-            hop_port,
-            local_hostname=self.hostname,
-            connections=rc.next_hop_connections,
-            timeout=rc.next_hop_timeout,
-            tls=rc.next_hop_tls,
-            username=rc.next_hop_username,
-            password=rc.next_hop_password.get_secret_value() if rc.next_hop_password else None,
-        )
+        self.next_hop = NextHop.from_config(rc, local_hostname=self.hostname)
         node = self.node
         try:
             self.review = ReviewService.from_config(
