@@ -120,34 +120,21 @@ async def _act(request: Request, action: str, token: str) -> Response:
     )
 
 
-@router.get("/confirm/{token}")
-async def confirm_page(request: Request, token: str) -> Response:
-    return await _show(request, "confirm", token)
+def _short_routes(action: str) -> None:
+    """GET and POST /{action}/{token}: the shorter form of /decide/{action}/{token}."""
+
+    async def page(request: Request, token: str) -> Response:
+        return await _show(request, action, token)
+
+    async def act(request: Request, token: str) -> Response:
+        return await _act(request, action, token)
+
+    router.add_api_route(f"/{action}/{{token}}", page, methods=["GET"], name=f"{action}_page")
+    router.add_api_route(f"/{action}/{{token}}", act, methods=["POST"], name=action)
 
 
-@router.post("/confirm/{token}")
-async def confirm(request: Request, token: str) -> Response:
-    return await _act(request, "confirm", token)
-
-
-@router.get("/cancel/{token}")
-async def cancel_page(request: Request, token: str) -> Response:
-    return await _show(request, "cancel", token)
-
-
-@router.post("/cancel/{token}")
-async def cancel(request: Request, token: str) -> Response:
-    return await _act(request, "cancel", token)
-
-
-@router.get("/recall/{token}")
-async def recall_page(request: Request, token: str) -> Response:
-    return await _show(request, "recall", token)
-
-
-@router.post("/recall/{token}")
-async def recall(request: Request, token: str) -> Response:
-    return await _act(request, "recall", token)
+for _action in _VERBS:
+    _short_routes(_action)
 
 
 @router.get("/decide/{action}/{token}")
