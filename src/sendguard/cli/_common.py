@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import NoReturn
 
-from sendguard.config import ConfigError, load_config
+from sendguard.config import Config, ConfigError, load_config
 from sendguard.core.directory import DirectoryError
 from sendguard.core.models import Action, Verdict
 from sendguard.core.rules import RulesError
@@ -18,6 +18,7 @@ __all__ = [
     "add_source_options",
     "config_option",
     "die",
+    "load_configured",
     "load_guard",
     "open_configured_store",
     "print_verdict",
@@ -43,12 +44,20 @@ def config_option(p: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def load_configured(args: argparse.Namespace) -> Config:
+    """The configuration `-c` names (defaults without one); exits 65 saying why."""
+    try:
+        return load_config(getattr(args, "config", None))
+    except ConfigError as exc:
+        die(str(exc))
+
+
 def open_configured_store(args: argparse.Namespace, *, create: bool = False) -> Store:
     """The quarantine the configuration names; exits 65 saying why if it cannot be opened.
     `create=False` for tools that only read or decide: they never start an empty one."""
     try:
-        return open_store(load_config(getattr(args, "config", None)).store.url, create=create)
-    except (ConfigError, StoreError) as exc:
+        return open_store(load_configured(args).store.url, create=create)
+    except StoreError as exc:
         die(str(exc))
 
 

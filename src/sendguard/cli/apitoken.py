@@ -17,8 +17,7 @@ import sys
 from pathlib import Path
 
 from sendguard.api.tokens import Role, TokenFileError, add_token, read_tokens, revoke_token
-from sendguard.cli._common import die
-from sendguard.config import ConfigError, load_config
+from sendguard.cli._common import config_option, die, load_configured
 
 __all__ = ["register"]
 
@@ -26,13 +25,7 @@ __all__ = ["register"]
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     # -c and --file work before or after the action (`api-token add NAME -c FILE`)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-c",
-        "--config",
-        metavar="FILE",
-        default=argparse.SUPPRESS,
-        help="configuration file whose [api] tokens_file is used",
-    )
+    config_option(common, "whose [api] tokens_file is used")
     common.add_argument(
         "--file",
         metavar="FILE",
@@ -70,10 +63,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _path(args: argparse.Namespace) -> Path:
     if getattr(args, "file", None):
         return Path(args.file)
-    try:
-        return load_config(getattr(args, "config", None)).api.tokens_file
-    except ConfigError as exc:
-        die(str(exc))
+    return load_configured(args).api.tokens_file
 
 
 def _add(args: argparse.Namespace) -> int:

@@ -11,8 +11,8 @@ import urllib.error
 import urllib.request
 from datetime import date
 
-from sendguard.cli._common import EX_UNAVAILABLE, EX_USAGE, config_option, die
-from sendguard.config import Config, ConfigError, load_config
+from sendguard.cli._common import EX_UNAVAILABLE, EX_USAGE, config_option, die, load_configured
+from sendguard.config import ConfigError, load_config
 from sendguard.core.directory import Directory, DirectoryError
 from sendguard.sources import fingerprint, load_directory, load_or_build, save_snapshot
 
@@ -122,7 +122,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    cfg = _config(args.config)
+    cfg = load_configured(args)
     snapshot = cfg.directory.snapshot
     if args.paths or snapshot is None:
         d, seconds = _load(args.paths, args.config)
@@ -139,13 +139,6 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config(path: str | None) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        die(str(exc))
-
-
 def _reload(args: argparse.Namespace) -> int:
     """0 reloaded; 65 refused (the server keeps what it had, every problem
     printed); 77 the token is not an admin token; 69 no server answered."""
@@ -158,11 +151,7 @@ def _reload(args: argparse.Namespace) -> int:
         )
     url = args.url
     if not url:
-        try:
-            cfg = load_config(getattr(args, "config", None))
-        except ConfigError as exc:
-            die(str(exc))
-        url = f"http://{cfg.api.listen}"
+        url = f"http://{load_configured(args).api.listen}"
     req = urllib.request.Request(
         url.rstrip("/") + "/v1/admin/reload",
         method="POST",

@@ -29,8 +29,14 @@ from email import policy
 from email.parser import BytesHeaderParser
 from typing import Any
 
-from sendguard.cli._common import EX_USAGE, config_option, die, open_configured_store
-from sendguard.config import Config, ConfigError, load_config
+from sendguard.cli._common import (
+    EX_USAGE,
+    config_option,
+    die,
+    load_configured,
+    open_configured_store,
+)
+from sendguard.config import Config
 from sendguard.relay.forward import NextHop
 from sendguard.review.secret import SecretError
 from sendguard.review.service import Outcome, ReviewService
@@ -98,21 +104,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.set_defaults(func=func)
 
 
-def _config(args: argparse.Namespace) -> Config:
-    try:
-        return load_config(getattr(args, "config", None))
-    except ConfigError as exc:
-        die(str(exc))
-
-
 def _release(args: argparse.Namespace) -> int:
-    cfg = _config(args)
+    cfg = load_configured(args)
     _check_reason(args.reason, cfg.web.release_reasons, "release")
     return _decide(args, cfg, "release")
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    cfg = _config(args)
+    cfg = load_configured(args)
     _check_reason(args.reason, cfg.web.cancel_reasons, "cancel")
     return _decide(args, cfg, "cancel")
 

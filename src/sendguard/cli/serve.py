@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from sendguard.cli._common import EX_DATAERR, EX_UNAVAILABLE, die
-from sendguard.config import ConfigError, load_config, parse_host_port
+from sendguard.cli._common import EX_DATAERR, EX_UNAVAILABLE, config_option, die, load_configured
+from sendguard.config import parse_host_port
 
 __all__ = ["register"]
 
@@ -36,13 +36,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "/healthz, /metrics and an admin reload. SIGHUP reloads the directory and rules; "
         "SIGTERM finishes requests in flight, then exits.",
     )
-    p.add_argument(
-        "-c",
-        "--config",
-        metavar="FILE",
-        default=argparse.SUPPRESS,
-        help="configuration file (TOML); SENDGUARD_API__KEY=value overrides a setting",
-    )
+    config_option(p, "(TOML); SENDGUARD_API__KEY=value overrides a setting")
     p.add_argument(
         "--listen",
         type=_listen,
@@ -68,10 +62,7 @@ def _serve(args: argparse.Namespace) -> int:
     from sendguard.api.logs import setup_json_logging
     from sendguard.api.server import ApiServer, ServeError
 
-    try:
-        cfg = load_config(getattr(args, "config", None))
-    except ConfigError as exc:
-        die(str(exc))
+    cfg = load_configured(args)
     setup_json_logging(args.log_level)
     try:
         asyncio.run(ApiServer(cfg, listen=args.listen, relay=args.with_relay).run())

@@ -20,7 +20,7 @@ import getpass
 import json
 import sys
 
-from sendguard.cli._common import EX_USAGE, die, open_configured_store
+from sendguard.cli._common import EX_USAGE, config_option, die, open_configured_store
 from sendguard.review.passwords import PasswordPolicyError, check_policy, hash_password
 from sendguard.store import StoreError
 from sendguard.store.base import Conflict, Role
@@ -62,13 +62,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _common(p: argparse.ArgumentParser, *, password: bool = True) -> None:
-    p.add_argument(
-        "-c",
-        "--config",
-        metavar="FILE",
-        default=argparse.SUPPRESS,
-        help="configuration file naming the store ([store] url)",
-    )
+    config_option(p, "naming the store ([store] url)")
     if password:
         p.add_argument(
             "--password-stdin",
