@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from typing import NoReturn
 
 from sendguard.config import Config, ConfigError, load_config
@@ -18,6 +19,7 @@ __all__ = [
     "add_source_options",
     "config_option",
     "die",
+    "iso_datetime",
     "load_configured",
     "load_guard",
     "open_configured_store",
@@ -42,6 +44,15 @@ def config_option(p: argparse.ArgumentParser, what: str) -> None:
         default=argparse.SUPPRESS,
         help=f"configuration file {what}",
     )
+
+
+def iso_datetime(text: str, option: str) -> datetime:
+    """An option's ISO date or time, UTC unless it says otherwise; exits 64 if unreadable."""
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        die(f"{option}: not an ISO date or time: {text!r}", EX_USAGE)
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
 def load_configured(args: argparse.Namespace) -> Config:

@@ -25,7 +25,14 @@ import os
 import sys
 from datetime import UTC, datetime
 
-from sendguard.cli._common import EX_DATAERR, EX_USAGE, config_option, die, open_configured_store
+from sendguard.cli._common import (
+    EX_DATAERR,
+    EX_USAGE,
+    config_option,
+    die,
+    iso_datetime,
+    open_configured_store,
+)
 from sendguard.review.export import breach_report, report_csv
 from sendguard.store import StoreError
 
@@ -53,14 +60,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e.add_argument("--format", choices=["csv", "json"], default="json", help="default json")
     e.add_argument("--output", metavar="FILE", help="write here (owner-only) instead of stdout")
     e.set_defaults(func=_export)
-
-
-def _date(text: str, option: str) -> datetime:
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        die(f"{option}: not an ISO date or time: {text!r}", EX_USAGE)
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -100,8 +99,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    since = _date(args.since, "--since")
-    until = _date(args.until, "--until") if args.until else None
+    since = iso_datetime(args.since, "--since")
+    until = iso_datetime(args.until, "--until") if args.until else None
     if until is not None and until <= since:
         die("--until must be after --since", EX_USAGE)
     with open_configured_store(args) as store:

@@ -24,7 +24,7 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from email import policy
 from email.parser import BytesHeaderParser
 from typing import Any
@@ -33,6 +33,7 @@ from sendguard.cli._common import (
     EX_USAGE,
     config_option,
     die,
+    iso_datetime,
     load_configured,
     open_configured_store,
 )
@@ -177,14 +178,7 @@ async def _run_decision(
 
 
 def _list(args: argparse.Namespace) -> int:
-    since = None
-    if args.since:
-        try:
-            since = datetime.fromisoformat(args.since)
-        except ValueError:
-            die(f"--since: not an ISO date or time: {args.since!r}", EX_USAGE)
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
+    since = iso_datetime(args.since, "--since") if args.since else None
     with open_configured_store(args) as store:
         try:
             status = HoldStatus(args.status) if args.status else None
