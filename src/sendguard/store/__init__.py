@@ -12,50 +12,14 @@ only when a PostgreSQL store is opened.
 
 from __future__ import annotations
 
-from sendguard.store.base import (
-    AuditEntry,
-    AuditReport,
-    Conflict,
-    ExpiryOutcome,
-    HeldMessage,
-    HoldKind,
-    HoldNotFound,
-    HoldStatus,
-    HoldSummary,
-    MailEnvelope,
-    NotifyClaim,
-    NotifyStatus,
-    ReleaseClaim,
-    ReviewerRequired,
-    Role,
-    Store,
-    StoreError,
-    User,
-)
+from sendguard.store import models
+from sendguard.store.base import Store
+from sendguard.store.models import *  # noqa: F403  (the interface's models)
+from sendguard.store.models import StoreError
 from sendguard.store.sqlite import SqliteStore
 
-__all__ = [
-    "AuditEntry",
-    "AuditReport",
-    "Conflict",
-    "ExpiryOutcome",
-    "HeldMessage",
-    "HoldKind",
-    "HoldNotFound",
-    "HoldStatus",
-    "HoldSummary",
-    "MailEnvelope",
-    "NotifyClaim",
-    "NotifyStatus",
-    "ReleaseClaim",
-    "ReviewerRequired",
-    "Role",
-    "SqliteStore",
-    "Store",
-    "StoreError",
-    "User",
-    "open_store",
-]
+__all__ = ["SqliteStore", "Store", "open_store"]
+__all__ += models.__all__
 
 
 def open_store(url: str, *, create: bool = True) -> Store:

@@ -28,46 +28,25 @@ from datetime import datetime
 from typing import Any
 
 from sendguard.core.models import Verdict
+from sendguard.store import models
+from sendguard.store.models import *  # noqa: F403  (every model is part of the interface)
 from sendguard.store.models import (
     AuditEntry,
     AuditReport,
-    Conflict,
     ExpiryOutcome,
     HeldMessage,
     HoldKind,
-    HoldNotFound,
     HoldStatus,
     HoldSummary,
     MailEnvelope,
     NotifyClaim,
-    NotifyStatus,
     ReleaseClaim,
-    ReviewerRequired,
     Role,
-    StoreError,
     User,
 )
 
-__all__ = [
-    "AuditEntry",
-    "AuditReport",
-    "Conflict",
-    "ExpiryOutcome",
-    "HeldMessage",
-    "HoldKind",
-    "HoldNotFound",
-    "HoldStatus",
-    "HoldSummary",
-    "MailEnvelope",
-    "NotifyClaim",
-    "NotifyStatus",
-    "ReleaseClaim",
-    "ReviewerRequired",
-    "Role",
-    "Store",
-    "StoreError",
-    "User",
-]
+__all__ = ["Store"]
+__all__ += models.__all__
 
 
 class Store(abc.ABC):
