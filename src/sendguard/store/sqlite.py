@@ -30,9 +30,9 @@ from typing import Any
 from sendguard.store.audit import GENESIS, ts_text
 from sendguard.store.conn import Rows
 from sendguard.store.models import StoreError
-from sendguard.store.sql import SqlStore, new_hold_id, utc_now
+from sendguard.store.sql import SqlStore, utc_now
 
-__all__ = ["MIGRATIONS", "SqliteStore", "new_hold_id"]
+__all__ = ["MIGRATIONS", "SqliteStore"]
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: holds, message bytes last so that listing never reads them
