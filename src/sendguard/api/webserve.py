@@ -23,7 +23,7 @@ import socket
 
 from sendguard.api.logs import log_event
 from sendguard.api.webapp import WebContext
-from sendguard.config import Config, parse_host_port
+from sendguard.config import Config
 from sendguard.relay.forward import NextHop
 from sendguard.relay.logsafe import describe_error
 from sendguard.review.callbacknet import CallbackTransport
@@ -37,22 +37,6 @@ __all__ = ["WebRuntime"]
 
 log = logging.getLogger("sendguard.api")
 RETRY = 5.0  # seconds between attempts to open an unreachable quarantine
-
-
-def next_hop_for(config: Config) -> NextHop:
-    """A next-hop client as `[relay]` configures the relay's."""
-    rc = config.relay
-    host, port = parse_host_port(rc.next_hop)
-    return NextHop(
-        host,
-        port,
-        local_hostname=rc.hostname or socket.getfqdn(),
-        connections=min(rc.next_hop_connections, 4),
-        timeout=rc.next_hop_timeout,
-        tls=rc.next_hop_tls,
-        username=rc.next_hop_username,
-        password=rc.next_hop_password.get_secret_value() if rc.next_hop_password else None,
-    )
 
 
 class WebRuntime:
@@ -87,7 +71,13 @@ class WebRuntime:
         context = WebContext.create(config)
         keys = load_or_create_secrets(config.review.secret_file)
         rt = cls(config, context, TokenSigner(keys, ttl=config.review.token_ttl))
-        rt._next_hop, rt._own_hop = (next_hop, False) if next_hop else (next_hop_for(config), True)
+        if next_hop is not None:
+            rt._next_hop, rt._own_hop = next_hop, False
+        else:  # a web node's own small pool: releases are rare
+            hop = NextHop.from_config(
+                config.relay, connections=min(config.relay.next_hop_connections, 4)
+            )
+            rt._next_hop, rt._own_hop = hop, True
         if store is not None:
             rt._attach(store, owned=False)
         elif not await rt._try_open():
