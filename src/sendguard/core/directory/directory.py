@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -38,32 +39,34 @@ __all__ = [
 KIND_CODES: tuple[Kind, ...] = tuple(Kind)
 
 
-@dataclass(frozen=True, slots=True)
-class Email:
+# Entries and their parts are named tuples rather than frozen dataclasses:
+# just as immutable, and built three times faster, which matters because
+# every lookup decodes the entries it touches.
+
+
+class Email(NamedTuple):
     address: str
     current: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Number:
+class Number(NamedTuple):
     key: int  # E.164 digits as an int
     system: str  # "fax" | "phone"
     current: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Address:
+class Address(NamedTuple):
     text: str  # the lines as written, joined with ", "
     postcode: str | None
     current: bool
     use: str
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One decoded directory entry; `index` is its number in the directory."""
+class Entry(NamedTuple):
+    """One decoded directory entry; `index` is its number in the directory
+    (the field hides tuple.index, which nothing here uses)."""
 
-    index: int
+    index: int  # type: ignore[assignment]
     id: str
     kind: Kind
     nhs_number: str | None
@@ -181,15 +184,16 @@ class Directory:
         cached = self._cache.get(i)
         if cached is not None:
             return cached
-        lo, hi = int(self.link_offsets[i]), int(self.link_offsets[i + 1])
+        lo, hi = self.link_offsets[i : i + 2].tolist()
         links: list[list[int]] = [[] for _ in LINK_SLOTS]
-        for t, k in zip(
-            self.link_targets[lo:hi].tolist(), self.link_kinds[lo:hi].tolist(), strict=True
-        ):
-            if t not in links[k]:
-                links[k].append(t)
-        raw = self.blob[self.offsets[i] : self.offsets[i + 1]]
-        e = _decode(i, KIND_CODES[self.kinds[i]], raw, links, self.as_of)
+        if hi > lo:
+            for t, k in zip(
+                self.link_targets[lo:hi].tolist(), self.link_kinds[lo:hi].tolist(), strict=True
+            ):
+                if t not in links[k]:
+                    links[k].append(t)
+        start, end = self.offsets[i : i + 2].tolist()
+        e = _decode(i, KIND_CODES[self.kinds[i]], self.blob[start:end], links, self.as_of)
         if e.kind in (Kind.ROLE, Kind.PRACTITIONER) and (not e.family or not e.org_name):
             e = self._borrow_names(e)
         if len(self._cache) > 4096:
@@ -205,7 +209,7 @@ class Directory:
             given, family, prefix = p.given, p.family, p.prefix
         if not org_name and e.organizations:
             org_name = self.entry(e.organizations[0]).org_name
-        return dataclasses.replace(e, given=given, family=family, prefix=prefix, org_name=org_name)
+        return e._replace(given=given, family=family, prefix=prefix, org_name=org_name)
 
     def entries(self, idxs: Iterable[int]) -> list[Entry]:
         return [self.entry(i) for i in idxs]
@@ -429,25 +433,27 @@ def _decode(
     i: int, kind: Kind, raw: bytes | memoryview, links: list[list[int]], as_of: int
 ) -> Entry:
     r = orjson.loads(raw)
+    # positional and with list comprehensions: this runs for every entry a
+    # lookup touches, and keywords and generators cost a third of it
     return Entry(
-        index=i,
-        id=r[0],
-        kind=kind,
-        nhs_number=r[1] or None,
-        ods_code=r[2] or None,
-        given=tuple(r[3]),
-        family=r[4],
-        prefix=tuple(r[5]),
-        org_name=r[6],
-        emails=tuple(Email(a, not e or e >= as_of) for a, e in r[7]),
-        numbers=tuple(Number(k, _system(s), not e or e >= as_of) for k, s, e in r[8]),
-        addresses=tuple(
-            Address(t, p or None, u != "old" and (not e or e >= as_of), u) for t, p, e, u in r[9]
+        i,
+        r[0],
+        kind,
+        r[1] or None,
+        r[2] or None,
+        tuple(r[3]),
+        r[4],
+        tuple(r[5]),
+        r[6],
+        tuple([Email(a, not e or e >= as_of) for a, e in r[7]]),
+        tuple([Number(k, _system(s), not e or e >= as_of) for k, s, e in r[8]]),
+        tuple(
+            [Address(t, p or None, u != "old" and (not e or e >= as_of), u) for t, p, e, u in r[9]]
         ),
-        gps=tuple(links[0]),
-        contacts=tuple(links[1]),
-        patients=tuple(links[2]),
-        organizations=tuple(links[3]),
-        practitioners=tuple(links[4]),
-        roles=tuple(links[5]),
+        tuple(links[0]),
+        tuple(links[1]),
+        tuple(links[2]),
+        tuple(links[3]),
+        tuple(links[4]),
+        tuple(links[5]),
     )
