@@ -159,9 +159,17 @@ def save_snapshot(directory: Directory, path: PathLike, meta: dict[str, Any]) ->
 
 
 def load_snapshot(path: PathLike) -> tuple[Directory, dict[str, Any]]:
-    """Map a compiled directory (read-only; pages are shared between processes)."""
+    """Map a compiled directory (read-only; pages are shared between processes).
+
+    The mapping is populated up front where the system can (Linux): a
+    lazily mapped index takes a page fault on each first touch, which made
+    the first thousand checks after a load or reload several times slower.
+    Populating 400 MB (a million entries) from the page cache takes a
+    fraction of a second.
+    """
+    populate = getattr(mmap, "MAP_POPULATE", 0)
     with open(path, "rb") as f:
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        mm = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_SHARED | populate, prot=mmap.PROT_READ)
     return unpack(memoryview(mm), keep=mm)
 
 

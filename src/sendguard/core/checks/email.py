@@ -166,7 +166,7 @@ def near_known(ctx: EmailContext, p: NearParams, state: Any) -> list[Finding]:
         ):
             continue
         if linked_addrs is None:
-            linked_addrs = [e.address for i in sorted(ctx.linked) for e in d.entry(i).emails]
+            linked_addrs = [a for i in sorted(ctx.linked) for a in d.emails_of(i)]
         hit = _near_in(a.local, a.domain, linked_addrs, p.max_edits)
         whose = "someone this message concerns"
         if hit is None and ctx.send.history:

@@ -92,9 +92,11 @@ def _names(text: str, e: Entry) -> bool:
 def _addressed(ctx: LetterContext) -> list[int]:
     """Entries among the intended contact, the patients and their contacts
     that the addressee names."""
-    addressee = _FILLER.sub("", ctx.send.addressee)
-    pool = sorted(ctx.intended_family | ctx.linked)
-    return [i for i in pool if _names(addressee, ctx.entry(i))]
+    if ctx.addressed is None:  # two checks ask; work it out once per letter
+        addressee = _FILLER.sub("", ctx.send.addressee)
+        pool = sorted(ctx.intended_family | ctx.linked)
+        ctx.addressed = [i for i in pool if _names(addressee, ctx.entry(i))]
+    return ctx.addressed
 
 
 @register("letter.addressee", LETTER, NoParams, ("letter.addressee_unknown",))

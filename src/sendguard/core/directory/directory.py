@@ -260,7 +260,20 @@ class Directory:
         return [i for i in self.emails.get(skey(address)) if self._has_email(i, address)]
 
     def _has_email(self, i: int, address: str) -> bool:
-        return any(e.address == address for e in self.entry(i).emails)
+        return address in self.emails_of(i)
+
+    def emails_of(self, i: int) -> list[str]:
+        """Entry i's email addresses, current and ended.
+
+        Read straight from the record, without building the entry: fuzzy
+        lookups confirm many candidates and need only these (a fifth of the
+        cost of `entry`, and nothing borrowed from linked entries).
+        """
+        cached = self._cache.get(i)
+        if cached is not None:
+            return [e.address for e in cached.emails]
+        start, end = self.offsets[i : i + 2].tolist()
+        return [a for a, _ in orjson.loads(self.blob[start:end])[7]]
 
     def by_number(self, key: int) -> list[int]:
         return [
@@ -297,18 +310,18 @@ class Directory:
         dist: dict[str, int] = {}
         for i in sorted(cands):
             limit = max_edits if self.is_professional(i) else min(1, max_edits)
-            for em in self.entry(i).emails:
-                if em.address == address:
+            for em in self.emails_of(i):
+                if em == address:
                     continue
-                if em.address not in dist:
-                    l2, d2 = split_address(em.address)
-                    dist[em.address] = (
+                if em not in dist:
+                    l2, d2 = split_address(em)
+                    dist[em] = (
                         max_edits + 1
                         if d2 != domain
                         else OSA.distance(local, l2, score_cutoff=max_edits)
                     )
-                if dist[em.address] <= limit:
-                    owners.setdefault(em.address, []).append(i)
+                if dist[em] <= limit:
+                    owners.setdefault(em, []).append(i)
         return sorted(
             (NearEmail(a, dist[a], tuple(dict.fromkeys(owners[a]))) for a in owners),
             key=lambda n: (n.distance, n.address),
