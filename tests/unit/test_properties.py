@@ -28,7 +28,15 @@ from sendguard.core.directory import (
     RawEntry,
     RawTelecom,
 )
-from sendguard.core.directory.index import MASK, DeletionIndex, MultiMap, salt_of
+from sendguard.core.directory.index import (
+    MASK,
+    DeletionIndex,
+    MultiMap,
+    _variants_py,
+    mix,
+    query_keys,
+    salt_of,
+)
 from sendguard.core.normalise.email import EmailSyntaxError, _fast, parse_email, split_address
 from sendguard.core.normalise.nhs import find_nhs_numbers, is_valid_nhs_number
 from sendguard.core.normalise.phone import parse_phone, phone_key
@@ -613,3 +621,45 @@ def test_parse_phone_validity_is_the_library_s(text: str, region: str) -> None:
     except phonenumbers.NumberParseException:
         return
     assert parse_phone(text, region).valid is phonenumbers.is_valid_number(n)
+
+
+@FAST
+@given(st.text(alphabet="ab.é_1", max_size=50), st.integers(0, MASK), st.sampled_from([1, 2]))
+def test_query_keys_are_the_reference_variants(text: str, salt: int, k: int) -> None:
+    """The numpy query-side hashing yields exactly the keys of the plain
+    Python reference (and so of what the index stored at build time)."""
+    expected = {mix(f ^ salt) >> 32 for f in _variants_py(text, k)}
+    assert set(query_keys(text, k, salt).tolist()) == expected
+
+
+NAME_PIECES = st.sampled_from(
+    ["Jane", "Smith", "O'Brien", "Dr", "J.", ".", "-", "Seán", "\u00a0", " ", "  ", "\t", ","]
+)
+LOCAL_PIECES = st.sampled_from(["j", "a.b", "x+y", "o'k", ".", "-", "é", " "])
+DOMAIN_PIECES = st.sampled_from(["nhs.net", "x", "-", ".", "example.org", "@"])
+
+
+@FAST
+@given(
+    st.lists(NAME_PIECES, max_size=6),
+    st.lists(LOCAL_PIECES, min_size=1, max_size=3),
+    st.lists(DOMAIN_PIECES, min_size=1, max_size=3),
+    st.sampled_from(["plain", "quoted", "none"]),
+    st.sampled_from(["", " ", "\t", "  "]),
+)
+def test_parse_recipients_fast_path_is_what_getaddresses_says(
+    name: list[str], local: list[str], domain: list[str], style: str, pad: str
+) -> None:
+    """A simple `Name <address>` is read without getaddresses' tokenizer;
+    whenever it is, the result is the one getaddresses gives."""
+    from email.utils import getaddresses
+
+    from sendguard.guard import _SIMPLE_NAMED, parse_recipients
+
+    n, a = "".join(name), "".join(local) + "@" + "".join(domain)
+    shown = {"plain": n, "quoted": f'"{n}"', "none": ""}[style]
+    text = f"{pad}{shown}{pad}<{a}>{pad}"
+    if _SIMPLE_NAMED.fullmatch(text) is None:
+        return
+    (r,) = parse_recipients([text])
+    assert [(r.display_name, r.address)] == [(n2, a2) for n2, a2 in getaddresses([text]) if a2]

@@ -126,7 +126,11 @@ def near_known(ctx: FaxContext, p: NoParams, state: Any) -> list[Finding]:
     variants = set(found.tolist())
     near: list[tuple[int, int]] = []  # (entry, number)
     for i in d.numbers_near(found):
-        near.extend((i, k) for k in d.entry(i).current_numbers("fax") if k in variants)
+        near.extend(
+            (i, n.key)
+            for n in d.numbers_of(i)
+            if n.current and n.system == "fax" and n.key in variants
+        )
     if not near:
         return []
     own = set(ctx.intended)
@@ -222,7 +226,7 @@ def not_on_file(ctx: FaxContext, p: NoParams, state: Any) -> list[Finding]:
     mine = [
         x
         for i in sorted(family.intersection(ctx.owners))
-        for x in d.entry(i).numbers
+        for x in d.numbers_of(i)
         if x.key == n.key
     ]
     if any(x.current and x.system == "fax" for x in mine):

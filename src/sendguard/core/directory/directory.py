@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -272,13 +272,22 @@ class Directory:
         cached = self._cache.get(i)
         if cached is not None:
             return [e.address for e in cached.emails]
+        return [a for a, _ in self._record(i)[7]]
+
+    def numbers_of(self, i: int) -> list[Number]:
+        """Entry i's phone and fax numbers, read like `emails_of`."""
+        cached = self._cache.get(i)
+        if cached is not None:
+            return list(cached.numbers)
+        as_of = self.as_of
+        return [Number(k, s, not e or e >= as_of) for k, s, e in self._record(i)[8]]
+
+    def _record(self, i: int) -> list[Any]:
         start, end = self.offsets[i : i + 2].tolist()
-        return [a for a, _ in orjson.loads(self.blob[start:end])[7]]
+        return orjson.loads(self.blob[start:end])  # type: ignore[no-any-return]
 
     def by_number(self, key: int) -> list[int]:
-        return [
-            i for i in self.numbers.get(key) if any(n.key == key for n in self.entry(i).numbers)
-        ]
+        return [i for i in self.numbers.get(key) if any(n.key == key for n in self.numbers_of(i))]
 
     def numbers_near(self, keys: Sequence[int] | npt.NDArray[np.int64]) -> list[int]:
         """Entries holding any of the given number keys (variants of a query)."""
@@ -302,9 +311,13 @@ class Directory:
         (a dense directory makes two-edit neighbours of strangers common).
         """
         local, domain = split_address(address)
+        # both indexes are blocked by domain: skip the ones that hold nothing there
+        everyone, professionals = self.domain_support(domain)
+        if not everyone:
+            return []
         salt = salt_of(domain)
         cands = set(self.near_all.candidates(local, salt))
-        if max_edits >= 2:
+        if max_edits >= 2 and professionals:
             cands.update(self.near_pro.candidates(local, salt))
         owners: dict[str, list[int]] = {}
         dist: dict[str, int] = {}

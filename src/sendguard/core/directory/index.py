@@ -114,21 +114,25 @@ class MultiMap:
 
     def get_many(self, keys: Sequence[int] | npt.NDArray[Any]) -> list[int]:
         """Entry numbers stored under any of `keys`, without duplicates."""
-        if len(keys) == 0:
+        if len(keys) == 0 or len(self.keys) == 0:
             return []
         if isinstance(keys, np.ndarray):
             q = keys.astype(self.keys.dtype)
         else:
             q = np.array([k & MASK for k in keys], dtype=self.keys.dtype)
-        lo = self.keys.searchsorted(q, "left")
-        hi = self.keys.searchsorted(q, "right")
-        hit = hi > lo
+        keys = self.keys
+        lo = keys.searchsorted(q, "left")
+        hit = keys[np.minimum(lo, len(keys) - 1)] == q
         if not hit.any():
             return []
-        out: list[int] = []
-        for a, b in zip(lo[hit].tolist(), hi[hit].tolist(), strict=True):
-            out.extend(self.vals[a:b].tolist())
-        return list(dict.fromkeys(out))
+        q, lo = q[hit], lo[hit]
+        n = keys.searchsorted(q, "right") - lo  # values under each key found
+        if int(n.max()) == 1:
+            at = lo
+        else:  # every position of every run, without a Python loop per key
+            starts = np.repeat(lo - (np.cumsum(n) - n), n)
+            at = starts + np.arange(len(starts))
+        return list(dict.fromkeys(self.vals[at].tolist()))
 
     def __len__(self) -> int:
         return len(self.keys)
