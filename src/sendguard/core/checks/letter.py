@@ -153,10 +153,13 @@ def address(ctx: LetterContext, p: NoParams, state: Any) -> list[Finding]:
     if not targets:
         return []
     current: list[tuple[str, NormalAddress]] = []
-    previous: list[tuple[str, NormalAddress]] = []
+    previous: list[str] = []  # normalised only if no current address matches
     for i in targets:
         for a in ctx.entry(i).addresses:
-            (current if a.current else previous).append((a.text, normalise_address(a.text)))
+            if a.current:
+                current.append((a.text, normalise_address(a.text)))
+            else:
+                previous.append(a.text)
     label = ctx.label
     if not current and not previous:
         return [
@@ -170,7 +173,7 @@ def address(ctx: LetterContext, p: NoParams, state: Any) -> list[Finding]:
     if any(same_place(sent, f) for _, f in current):
         return []
     suggestion = current[0][0] if current else None
-    if any(same_place(sent, f) for _, f in previous):
+    if any(same_place(sent, normalise_address(text)) for text in previous):
         return [
             Finding(
                 code="letter.previous_address",

@@ -202,13 +202,14 @@ class Directory:
         return e
 
     def _borrow_names(self, e: Entry) -> Entry:
-        """A role is named after its practitioner and organisation."""
+        """A role is named after its practitioner and organisation (read
+        from their records alone: decoding both whole tripled a role's cost)."""
         given, family, prefix, org_name = e.given, e.family, e.prefix, e.org_name
         if not family and e.practitioners:
-            p = self.entry(e.practitioners[0])
-            given, family, prefix = p.given, p.family, p.prefix
+            r = self._record(e.practitioners[0])
+            given, family, prefix = tuple(r[3]), r[4], tuple(r[5])
         if not org_name and e.organizations:
-            org_name = self.entry(e.organizations[0]).org_name
+            org_name = self._record(e.organizations[0])[6]
         return e._replace(given=given, family=family, prefix=prefix, org_name=org_name)
 
     def entries(self, idxs: Iterable[int]) -> list[Entry]:
