@@ -248,7 +248,7 @@ class Guard:
             subject=subject,
             texts=(body,) if isinstance(body, str) else tuple(body),
             attachment_names=tuple(attachments),
-            history=frozenset(a.lower() for a in history),
+            history=frozenset(map(str.lower, history)),
             secure_tagged=secure,
         )
         return self.check(send)
@@ -277,7 +277,7 @@ class Guard:
             texts=msg.texts,
             attachment_names=msg.attachment_names,
             problems=msg.problems,
-            history=frozenset(a.lower() for a in history),
+            history=frozenset(map(str.lower, history)),
         )
         return send, msg
 

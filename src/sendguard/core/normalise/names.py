@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
+from functools import lru_cache
 
 from rapidfuzz.distance import OSA
 
@@ -54,10 +55,12 @@ def _fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
-def name_tokens(text: str) -> list[str]:
+@lru_cache(maxsize=16384)
+def name_tokens(text: str) -> tuple[str, ...]:
     """The words of a name without titles in front or post-nominals after;
-    "Smith, Jane" becomes [jane, smith]. A title word that is the name
-    itself ("C Lord") stays."""
+    "Smith, Jane" becomes (jane, smith). A title word that is the name
+    itself ("C Lord") stays. Cached: a letter's addressee is matched against
+    every entry linked to the patient, and the same names recur."""
     if "," in text:
         family, _, given = text.partition(",")
         text = f"{given} {family}"
@@ -67,7 +70,7 @@ def name_tokens(text: str) -> list[str]:
         start += 1
     while end - start > 1 and words[end - 1] in _POSTNOMINALS:
         end -= 1
-    return words[start:end]
+    return tuple(words[start:end])
 
 
 def name_key(given: Sequence[str], family: str) -> str:

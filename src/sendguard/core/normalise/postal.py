@@ -203,8 +203,12 @@ def place_key(lines: Iterable[str], postcode: str) -> str:
     return f"{postcode}|{','.join(sorted(premise))}"
 
 
+@lru_cache(maxsize=8192)
 def normalise_address(text: str) -> NormalAddress:
-    """Reduce a free-text address (any line breaks, commas, case) to its parts."""
+    """Reduce a free-text address (any line breaks, commas, case) to its parts.
+
+    Cached (the result is immutable): household members share an address,
+    and a letter compares with every address at the building."""
     upper = text.upper()
     postcode = None
     tail = _TAIL.search(upper)  # most addresses end with their postcode
