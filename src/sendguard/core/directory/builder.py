@@ -88,6 +88,8 @@ class DirectoryBuilder:
         self._salts = array("Q")
         self._local_vals = array("i")
         self._pro_at = array("q")
+        self._fax_digits: list[str] = []  # every fax number (current or not), as digits
+        self._fax_vals = array("i")
         self._salt_cache: dict[str, int] = {}
         self._domains: dict[str, list[int]] = defaultdict(lambda: [0, 0])
 
@@ -153,8 +155,11 @@ class DirectoryBuilder:
             counts = self._domains[domain]
             counts[0] += 1
             counts[1] += pro
-        for key in numbers:
+        for key, system in numbers:
             self._put("numbers", key, i)
+            if system == "fax":
+                self._fax_digits.append(str(key))
+                self._fax_vals.append(i)
         for place in places:
             self._put("places", skey(place), i)
         if r.kind is not Kind.ORGANIZATION:
@@ -192,10 +197,16 @@ class DirectoryBuilder:
     def _normalise(
         self, r: RawEntry
     ) -> tuple[
-        bytes | None, list[tuple[str, str, str]], list[int], list[str], str | None, str | None
+        bytes | None,
+        list[tuple[str, str, str]],
+        list[tuple[int, str]],
+        list[str],
+        str | None,
+        str | None,
     ]:
         """Encode one entry; report bad fields. Returns (record, emails
-        (local, domain, address), number keys, place keys, NHS, ODS)."""
+        (local, domain, address), number keys with their system, place keys,
+        NHS, ODS)."""
         before = len(self.problems)
         nhs = None
         if r.nhs_number:
@@ -257,7 +268,7 @@ class DirectoryBuilder:
             numbers=numbers,
             addresses=addresses,
         )
-        return record, email_keys, [k for k, _, _ in numbers], places, nhs, ods
+        return record, email_keys, [(k, s) for k, s, _ in numbers], places, nhs, ods
 
     # -- building ------------------------------------------------------------
     def _resolve(self, ref: str) -> int | None:
@@ -355,6 +366,14 @@ class DirectoryBuilder:
         )
         near_all = DeletionIndex.build(self._locals, salts, vals, k=1)
         self._locals, self._salts, self._local_vals = [], array("Q"), array("i")
+        near_fax = DeletionIndex.build(
+            self._fax_digits,
+            np.zeros(len(self._fax_digits), dtype=np.uint64),
+            np.frombuffer(self._fax_vals, dtype=np.int32)
+            if self._fax_vals
+            else np.zeros(0, np.int32),
+            k=1,
+        )
         links_to = np.frombuffer(dst, dtype=np.int32) if len(dst) else np.zeros(0, np.int32)
         links_kind = np.frombuffer(slot, dtype=np.int8) if len(slot) else np.zeros(0, np.int8)
         return Directory(
@@ -372,6 +391,7 @@ class DirectoryBuilder:
             places=multimap("places"),
             near_all=near_all,
             near_pro=near_pro,
+            near_fax=near_fax,
             domains={d: (c[0], c[1]) for d, c in self._domains.items()},
             warnings=tuple(self.warnings),
         )

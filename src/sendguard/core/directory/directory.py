@@ -9,7 +9,7 @@ a new Directory and swaps it in whole.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -165,6 +165,7 @@ class Directory:
     places: MultiMap  # hash(postcode|premise) -> entry
     near_all: DeletionIndex  # local parts within 1 edit, blocked by domain
     near_pro: DeletionIndex  # professionals' local parts within 2 edits
+    near_fax: DeletionIndex  # fax numbers' digits within 1 edit
     domains: dict[str, tuple[int, int]]  # domain -> (entries, professional entries)
     warnings: tuple[str, ...] = ()
     keep: object = None  # what the arrays view (a memory map), kept alive with them
@@ -290,9 +291,11 @@ class Directory:
     def by_number(self, key: int) -> list[int]:
         return [i for i in self.numbers.get(key) if any(n.key == key for n in self.numbers_of(i))]
 
-    def numbers_near(self, keys: Sequence[int] | npt.NDArray[np.int64]) -> list[int]:
-        """Entries holding any of the given number keys (variants of a query)."""
-        return self.numbers.get_many(keys)
+    def fax_numbers_near(self, key: int) -> list[int]:
+        """Entries that hold (or held) a fax number that may be one keying
+        slip from `key`; the caller confirms each. A superset of those whose
+        digits are one edit away, adjacent swaps included."""
+        return self.near_fax.candidates(str(key), 0)
 
     def by_name(self, key: str) -> list[int]:
         return self.names.get(skey(key))
@@ -397,6 +400,7 @@ class Directory:
                     self.places,
                     self.near_all,
                     self.near_pro,
+                    self.near_fax,
                 )
             )
             + sum(

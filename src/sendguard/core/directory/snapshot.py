@@ -22,7 +22,7 @@ from sendguard.core.directory.index import DeletionIndex, MultiMap
 
 __all__ = ["MAGIC", "SnapshotError", "pack", "unpack"]
 
-MAGIC = b"sendguard-directory 1\n"
+MAGIC = b"sendguard-directory 2\n"
 _ALIGN = 64
 
 
@@ -42,7 +42,7 @@ def _arrays(d: Directory) -> dict[str, npt.NDArray[Any]]:
     for name in ("refs", "emails", "numbers", "names", "places"):
         m: MultiMap = getattr(d, name)
         out[f"{name}.keys"], out[f"{name}.vals"] = m.keys, m.vals
-    for name in ("near_all", "near_pro"):
+    for name in ("near_all", "near_pro", "near_fax"):
         idx: DeletionIndex = getattr(d, name)
         out[f"{name}.keys"], out[f"{name}.vals"] = idx.map.keys, idx.map.vals
     return out
@@ -62,6 +62,7 @@ def pack(d: Directory, meta: dict[str, Any] | None = None) -> Iterator[bytes | m
             "arrays": layout,
             "near_all": [d.near_all.k, d.near_all.max_len],
             "near_pro": [d.near_pro.k, d.near_pro.max_len],
+            "near_fax": [d.near_fax.k, d.near_fax.max_len],
             "domains": d.domains,
             "warnings": list(d.warnings),
             "meta": meta or {},
@@ -115,6 +116,7 @@ def unpack(buf: memoryview, *, keep: object = None) -> tuple[Directory, dict[str
         places=mm("places"),
         near_all=DeletionIndex(header["near_all"][0], header["near_all"][1], mm("near_all")),
         near_pro=DeletionIndex(header["near_pro"][0], header["near_pro"][1], mm("near_pro")),
+        near_fax=DeletionIndex(header["near_fax"][0], header["near_fax"][1], mm("near_fax")),
         domains={k: (v[0], v[1]) for k, v in header["domains"].items()},
         warnings=tuple(header["warnings"]),
         keep=keep,
