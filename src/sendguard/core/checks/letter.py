@@ -9,7 +9,7 @@ from rapidfuzz import fuzz
 
 from sendguard.core.checks.base import Params, register
 from sendguard.core.context import LetterContext
-from sendguard.core.directory import Entry, Kind
+from sendguard.core.directory import Kind, Names
 from sendguard.core.models import Channel, Finding, Severity
 from sendguard.core.normalise.names import name_matches
 from sendguard.core.normalise.postal import (
@@ -79,7 +79,7 @@ _FILLER = re.compile(
 )
 
 
-def _names(text: str, e: Entry) -> bool:
+def _names(text: str, e: Names) -> bool:
     if e.kind is Kind.ORGANIZATION:
         return bool(e.org_name) and fuzz.token_set_ratio(text.lower(), e.org_name.lower()) >= 85
     return name_matches(text, e.given, e.family) or (
@@ -95,7 +95,8 @@ def _addressed(ctx: LetterContext) -> list[int]:
     if ctx.addressed is None:  # two checks ask; work it out once per letter
         addressee = _FILLER.sub("", ctx.send.addressee)
         pool = sorted(ctx.intended_family | ctx.linked)
-        ctx.addressed = [i for i in pool if _names(addressee, ctx.entry(i))]
+        d = ctx.directory
+        ctx.addressed = [i for i in pool if _names(addressee, d.names_of(i))]
     return ctx.addressed
 
 

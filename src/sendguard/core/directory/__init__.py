@@ -7,6 +7,7 @@ from sendguard.core.directory.directory import (
     DirectoryStats,
     Email,
     Entry,
+    Names,
     NearEmail,
     Number,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "Entry",
     "Kind",
     "LinkKind",
+    "Names",
     "NearEmail",
     "Number",
     "Problem",

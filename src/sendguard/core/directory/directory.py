@@ -31,6 +31,7 @@ __all__ = [
     "DirectoryStats",
     "Email",
     "Entry",
+    "Names",
     "NearEmail",
     "Number",
     "ref_key",
@@ -60,6 +61,15 @@ class Address(NamedTuple):
     postcode: str | None
     current: bool
     use: str
+
+
+class Names(NamedTuple):
+    """What an entry is called: enough to match a written name against it."""
+
+    kind: Kind
+    given: tuple[str, ...]
+    family: str
+    org_name: str
 
 
 class Entry(NamedTuple):
@@ -185,6 +195,17 @@ class Directory:
         cached = self._cache.get(i)
         if cached is not None:
             return cached
+        start, end = self.offsets[i : i + 2].tolist()
+        e = _decode(i, KIND_CODES[self.kinds[i]], self.blob[start:end], self._links(i), self.as_of)
+        if e.kind in (Kind.ROLE, Kind.PRACTITIONER) and (not e.family or not e.org_name):
+            e = self._borrow_names(e)
+        if len(self._cache) > 4096:
+            self._cache.clear()
+        self._cache[i] = e
+        return e
+
+    def _links(self, i: int) -> list[list[int]]:
+        """Entry i's links, one list per LINK_SLOTS slot, without repeats."""
         lo, hi = self.link_offsets[i : i + 2].tolist()
         links: list[list[int]] = [[] for _ in LINK_SLOTS]
         if hi > lo:
@@ -193,14 +214,26 @@ class Directory:
             ):
                 if t not in links[k]:
                     links[k].append(t)
-        start, end = self.offsets[i : i + 2].tolist()
-        e = _decode(i, KIND_CODES[self.kinds[i]], self.blob[start:end], links, self.as_of)
-        if e.kind in (Kind.ROLE, Kind.PRACTITIONER) and (not e.family or not e.org_name):
-            e = self._borrow_names(e)
-        if len(self._cache) > 4096:
-            self._cache.clear()
-        self._cache[i] = e
-        return e
+        return links
+
+    def names_of(self, i: int) -> Names:
+        """How entry i is named, as `entry(i)` would say, read from records
+        alone: name matching runs over every entry linked to a send and
+        needs nothing else of them."""
+        cached = self._cache.get(i)
+        if cached is not None:
+            return Names(cached.kind, cached.given, cached.family, cached.org_name)
+        kind = KIND_CODES[self.kinds[i]]
+        r = self._record(i)
+        given, family, org_name = tuple(r[3]), r[4], r[6]
+        if kind in (Kind.ROLE, Kind.PRACTITIONER) and (not family or not org_name):
+            links = self._links(i)
+            if not family and links[_PRACTITIONERS]:
+                p = self._record(links[_PRACTITIONERS][0])
+                given, family = tuple(p[3]), p[4]
+            if not org_name and links[_ORGANIZATIONS]:
+                org_name = self._record(links[_ORGANIZATIONS][0])[6]
+        return Names(kind, given, family, org_name)
 
     def _borrow_names(self, e: Entry) -> Entry:
         """A role is named after its practitioner and organisation (read
@@ -419,6 +452,8 @@ class Directory:
 
 
 LINK_SLOTS = ("gps", "contacts", "patients", "organizations", "practitioners", "roles")
+_ORGANIZATIONS = LINK_SLOTS.index("organizations")
+_PRACTITIONERS = LINK_SLOTS.index("practitioners")
 
 
 def encode_record(
