@@ -74,6 +74,9 @@ class _Target:
     rank: int
 
 
+_UNSEEN = object()
+
+
 class DomainTable:
     """Known domains and typo targets for one directory and one rule."""
 
@@ -90,6 +93,7 @@ class DomainTable:
         # "leedshospitalsnhs.uk", "bishopfamilycouk": a known domain with a dot lost
         self.dotless = {d.replace(".", ""): d for d in self.known}
         self.suffixes = frozenset(split_domain(d)[2] for d in self.known)
+        self._answers: dict[str, str | None] = {}
         self.by_name: dict[str, list[_Target]] = {}
         for t in self.targets:
             self.by_name.setdefault(t.name, []).append(t)
@@ -117,10 +121,24 @@ class DomainTable:
         return cls([*providers, *popular], [*real_domains, *directory.domains])
 
     def suggest(self, domain: str) -> str | None:
-        """The domain meant, or None if `domain` is known or no target is near."""
+        """The domain meant, or None if `domain` is known or no target is near.
+
+        Answers for unknown domains are remembered (a bounded few thousand):
+        the same slips recur, and working one out costs a two-edit lookup.
+        """
         d = domain.lower()
         if d in self.known:
             return None
+        known = self._answers.get(d, _UNSEEN)  # one lookup: other threads may clear it
+        if known is not _UNSEEN:
+            return known if isinstance(known, str) else None
+        answer = self._suggest(d)
+        if len(self._answers) >= 4096:
+            self._answers.clear()
+        self._answers[d] = answer
+        return answer
+
+    def _suggest(self, d: str) -> str | None:
         stripped = d.strip(_JUNK)
         if stripped != d and stripped in self.known:
             return stripped
