@@ -58,3 +58,37 @@ def test_readers_follow_the_day_the_directory_is_judged_on(generated: Directory)
     assert ended
     for i in ended[:200]:
         _agree(later, i)
+
+
+def test_roles_borrow_names_through_chains_and_survive_loops() -> None:
+    """A role linked to another role is named after that role's practitioner
+    and organisation; a loop of links ends instead of recursing forever."""
+    from sendguard.core.directory import Kind, LinkKind, RawEntry, RawLink, build_directory
+
+    def role(id: str, to: str) -> RawEntry:
+        links = (RawLink(LinkKind.PRACTITIONER, to), RawLink(LinkKind.ORGANIZATION, to))
+        return RawEntry(id=id, kind=Kind.ROLE, links=links)
+
+    d = build_directory(
+        [
+            RawEntry(
+                id="P", kind=Kind.PRACTITIONER, given=("Jane",), family="Smith", prefix=("Dr",)
+            ),
+            RawEntry(id="O", kind=Kind.ORGANIZATION, org_name="Leeds Clinic"),
+            RawEntry(
+                id="R2",
+                kind=Kind.ROLE,
+                links=(RawLink(LinkKind.PRACTITIONER, "P"), RawLink(LinkKind.ORGANIZATION, "O")),
+            ),
+            role("R1", "R2"),
+            role("LOOP", "LOOP"),
+        ],
+        as_of=date(2024, 1, 1),
+    )
+    (r1,) = d.find("R1")
+    assert d.entry(r1).label == "Dr Jane Smith (Leeds Clinic)"
+    assert d.names_of(r1) == Names(Kind.ROLE, ("Jane",), "Smith", "Leeds Clinic")
+    (loop,) = d.find("LOOP")
+    assert d.entry(loop).label == "LOOP"
+    d._cache.clear()
+    assert d.names_of(loop) == Names(Kind.ROLE, (), "", "")

@@ -223,28 +223,33 @@ class Directory:
         cached = self._cache.get(i)
         if cached is not None:
             return Names(cached.kind, cached.given, cached.family, cached.org_name)
-        kind = KIND_CODES[self.kinds[i]]
-        r = self._record(i)
-        given, family, org_name = tuple(r[3]), r[4], r[6]
-        if kind in (Kind.ROLE, Kind.PRACTITIONER) and (not family or not org_name):
-            links = self._links(i)
-            if not family and links[_PRACTITIONERS]:
-                p = self._record(links[_PRACTITIONERS][0])
-                given, family = tuple(p[3]), p[4]
-            if not org_name and links[_ORGANIZATIONS]:
-                org_name = self._record(links[_ORGANIZATIONS][0])[6]
-        return Names(kind, given, family, org_name)
+        given, family, _, org_name = self._named(i, set())
+        return Names(KIND_CODES[self.kinds[i]], given, family, org_name)
 
     def _borrow_names(self, e: Entry) -> Entry:
-        """A role is named after its practitioner and organisation (read
-        from their records alone: decoding both whole tripled a role's cost)."""
-        given, family, prefix, org_name = e.given, e.family, e.prefix, e.org_name
-        if not family and e.practitioners:
-            r = self._record(e.practitioners[0])
-            given, family, prefix = tuple(r[3]), r[4], tuple(r[5])
-        if not org_name and e.organizations:
-            org_name = self._record(e.organizations[0])[6]
+        """A role is named after its practitioner and organisation."""
+        given, family, prefix, org_name = self._named(e.index, set())
         return e._replace(given=given, family=family, prefix=prefix, org_name=org_name)
+
+    def _named(self, i: int, seen: set[int]) -> tuple[tuple[str, ...], str, tuple[str, ...], str]:
+        """(given, family, prefix, organisation name) of entry i, a role or
+        practitioner borrowing what it lacks from the practitioner and
+        organisation it links to, and those from theirs. Read from records
+        alone (decoding whole entries tripled a role's cost); `seen`, the
+        entries already on this path, stops a loop of links."""
+        r = self._record(i)
+        given, family, prefix, org_name = tuple(r[3]), r[4], tuple(r[5]), r[6]
+        kind = KIND_CODES[self.kinds[i]]
+        if kind in (Kind.ROLE, Kind.PRACTITIONER) and (not family or not org_name):
+            path = seen | {i}
+            links = self._links(i)
+            lent = [j for j in links[_PRACTITIONERS][:1] if j not in path]
+            if not family and lent:
+                given, family, prefix, _ = self._named(lent[0], path)
+            lent = [j for j in links[_ORGANIZATIONS][:1] if j not in path]
+            if not org_name and lent:
+                org_name = self._named(lent[0], path)[3]
+        return given, family, prefix, org_name
 
     def entries(self, idxs: Iterable[int]) -> list[Entry]:
         return [self.entry(i) for i in idxs]
