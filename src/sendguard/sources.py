@@ -24,6 +24,7 @@ from sendguard.core.directory.fhir import (
     entries_from_json,
     entries_from_ndjson_line,
 )
+from sendguard.core.directory.snapshot import FORMAT as SNAPSHOT_FORMAT
 from sendguard.core.directory.snapshot import SnapshotError, pack, unpack
 from sendguard.core.rules import RuleProblem, RulesError, RuleSet, parse_rules
 
@@ -158,18 +159,22 @@ def save_snapshot(directory: Directory, path: PathLike, meta: dict[str, Any]) ->
         tmp.unlink(missing_ok=True)
 
 
-def load_snapshot(path: PathLike) -> tuple[Directory, dict[str, Any]]:
+def load_snapshot(path: PathLike, *, populate: bool = True) -> tuple[Directory, dict[str, Any]]:
     """Map a compiled directory (read-only; pages are shared between processes).
 
-    The mapping is populated up front where the system can (Linux): a
-    lazily mapped index takes a page fault on each first touch, which made
-    the first thousand checks after a load or reload several times slower.
-    Populating 400 MB (a million entries) from the page cache takes a
-    fraction of a second.
+    With `populate` the mapping is filled up front where the system can
+    (Linux's MAP_POPULATE): a lazily mapped index takes a page fault on each
+    first touch, which made the first thousand checks after a load or reload
+    several times slower. Populating 400 MB (a million entries) from the page
+    cache takes a fraction of a second.
     """
-    populate = getattr(mmap, "MAP_POPULATE", 0)
     with open(path, "rb") as f:
-        mm = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_SHARED | populate, prot=mmap.PROT_READ)
+        if populate and hasattr(mmap, "MAP_POPULATE"):
+            mm = mmap.mmap(
+                f.fileno(), 0, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ
+            )
+        else:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     return unpack(memoryview(mm), keep=mm)
 
 
@@ -191,11 +196,19 @@ def load_or_build(
     snap = Path(snapshot) if snapshot is not None else None
     if snap is not None and snap.exists():
         if not sources:
-            return load_snapshot(snap)[0].on(day)
+            try:
+                return load_snapshot(snap)[0].on(day)
+            except SnapshotError as exc:
+                raise SnapshotError(
+                    f"{snap}: {exc}; with no directory sources configured it cannot be "
+                    "rebuilt here: run `sendguard directory import SOURCES --snapshot "
+                    f"{snap}` (this version writes snapshot format {SNAPSHOT_FORMAT})"
+                ) from None
         try:
-            d, meta = load_snapshot(snap)
-            if meta.get("source") == fingerprint(sources, region):
-                return d.on(day)
+            # the header decides whether the snapshot is current; only then
+            # is the whole file read in
+            if load_snapshot(snap, populate=False)[1].get("source") == fingerprint(sources, region):
+                return load_snapshot(snap)[0].on(day)
         except (SnapshotError, OSError, ValueError) as exc:
             log.warning("directory snapshot %s not usable (%s); rebuilding", snap, exc)
     d = load_directory(sources, as_of=as_of, region=region)

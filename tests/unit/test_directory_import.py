@@ -341,3 +341,26 @@ def test_damaged_snapshot_is_rebuilt(tmp_path: Path) -> None:
     rebuilt = load_or_build([DEMO], snap, as_of=TODAY)
     assert len(rebuilt) == len(d)
     assert len(load_snapshot(snap)[0]) == len(d)  # rewritten whole
+
+
+def test_a_snapshot_of_another_format_without_sources_says_how_to_rebuild(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With sources, an old snapshot is rebuilt; with none it cannot be, and
+    the CLI says what to run instead of failing with a traceback."""
+    from sendguard.cli import main
+    from sendguard.core.directory.snapshot import MAGIC
+
+    snap = tmp_path / "directory.sgd"
+    save_snapshot(load_directory([DEMO], as_of=TODAY), snap, {"source": {}})
+    snap.write_bytes(b"sendguard-directory 1\n" + snap.read_bytes()[len(MAGIC) :])
+    cfg = tmp_path / "sendguard.toml"
+    cfg.write_text(f'[directory]\nsnapshot = "{snap}"\n')
+    with pytest.raises(SystemExit) as stop:
+        main(["-c", str(cfg), "check", "fax", "0113 496 0000"])
+    assert stop.value.code == 65
+    err = capsys.readouterr().err
+    assert "another version" in err
+    assert f"--snapshot {snap}" in err
+    assert "Traceback" not in err
+    assert len(load_or_build([DEMO], snap, as_of=TODAY)) > 0  # with sources: rebuilt

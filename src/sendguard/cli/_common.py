@@ -9,6 +9,7 @@ from typing import NoReturn
 
 from sendguard.config import Config, ConfigError, load_config
 from sendguard.core.directory import DirectoryError
+from sendguard.core.directory.snapshot import SnapshotError
 from sendguard.core.models import Action, Verdict
 from sendguard.core.rules import RulesError
 from sendguard.guard import Guard
@@ -104,7 +105,7 @@ def load_guard(args: argparse.Namespace) -> Guard:
             rules=args.rules,
             local_rules=args.local_rules or (),
         )
-    except (DirectoryError, RulesError, ConfigError) as exc:
+    except (DirectoryError, RulesError, ConfigError, SnapshotError) as exc:
         die(str(exc))
     if not len(guard.directory):
         print("sendguard: warning: the directory is empty", file=sys.stderr)

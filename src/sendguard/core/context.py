@@ -185,7 +185,7 @@ class LetterContext(SendContext):
     def __init__(self, send: LetterSend, directory: Directory) -> None:
         super().__init__(directory, send.patients, send.intended)
         self.send = send
-        self.addressed: list[int] | None = None  # entries the addressee names, once known
+        self.addressed: tuple[int, ...] | None = None  # entries the addressee names, once known
 
     @cached_property
     def address(self) -> NormalAddress:

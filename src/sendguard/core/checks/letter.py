@@ -89,14 +89,14 @@ def _names(text: str, e: Names) -> bool:
     )
 
 
-def _addressed(ctx: LetterContext) -> list[int]:
+def _addressed(ctx: LetterContext) -> tuple[int, ...]:
     """Entries among the intended contact, the patients and their contacts
     that the addressee names."""
     if ctx.addressed is None:  # two checks ask; work it out once per letter
         addressee = _FILLER.sub("", ctx.send.addressee)
         pool = sorted(ctx.intended_family | ctx.linked)
         d = ctx.directory
-        ctx.addressed = [i for i in pool if _names(addressee, d.names_of(i))]
+        ctx.addressed = tuple(i for i in pool if _names(addressee, d.names_of(i)))
     return ctx.addressed
 
 

@@ -374,6 +374,7 @@ class DirectoryBuilder:
             else np.zeros(0, np.int32),
             k=1,
         )
+        self._fax_digits, self._fax_vals = [], array("i")
         links_to = np.frombuffer(dst, dtype=np.int32) if len(dst) else np.zeros(0, np.int32)
         links_kind = np.frombuffer(slot, dtype=np.int8) if len(slot) else np.zeros(0, np.int8)
         return Directory(

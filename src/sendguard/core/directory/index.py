@@ -120,13 +120,13 @@ class MultiMap:
             q = keys.astype(self.keys.dtype)
         else:
             q = np.array([k & MASK for k in keys], dtype=self.keys.dtype)
-        keys = self.keys
-        lo = keys.searchsorted(q, "left")
-        hit = keys[np.minimum(lo, len(keys) - 1)] == q
+        stored = self.keys
+        lo = stored.searchsorted(q, "left")
+        hit = stored[np.minimum(lo, len(stored) - 1)] == q
         if not hit.any():
             return []
         q, lo = q[hit], lo[hit]
-        n = keys.searchsorted(q, "right") - lo  # values under each key found
+        n = stored.searchsorted(q, "right") - lo  # values under each key found
         if int(n.max()) == 1:
             at = lo
         else:  # every position of every run, without a Python loop per key
@@ -165,16 +165,21 @@ def _variants_np(cps: npt.NDArray[np.uint64], k: int) -> list[npt.NDArray[np.uin
     return out
 
 
+def _frozen(a: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    a.flags.writeable = False  # shared by every query through the caches below
+    return a
+
+
 @cache
 def _positions(n: int) -> npt.NDArray[np.intp]:
-    return np.arange(n)
+    return _frozen(np.arange(n))
 
 
 @cache
 def _pairs(n: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     """Positions (p, q), p < q, of the two characters a 2-deletion drops."""
     p, q = np.triu_indices(n, 1)
-    return p, q
+    return _frozen(p), _frozen(q)
 
 
 def query_keys(text: str, k: int, salt: int) -> npt.NDArray[np.uint64]:

@@ -20,9 +20,10 @@ import orjson
 from sendguard.core.directory.directory import Directory
 from sendguard.core.directory.index import DeletionIndex, MultiMap
 
-__all__ = ["MAGIC", "SnapshotError", "pack", "unpack"]
+__all__ = ["FORMAT", "MAGIC", "SnapshotError", "pack", "unpack"]
 
-MAGIC = b"sendguard-directory 2\n"
+FORMAT = 2  # 2: with the fax number index
+MAGIC = f"sendguard-directory {FORMAT}\n".encode()
 _ALIGN = 64
 
 

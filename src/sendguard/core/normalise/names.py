@@ -55,12 +55,21 @@ def _fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
-@lru_cache(maxsize=16384)
 def name_tokens(text: str) -> tuple[str, ...]:
     """The words of a name without titles in front or post-nominals after;
     "Smith, Jane" becomes (jane, smith). A title word that is the name
-    itself ("C Lord") stays. Cached: a letter's addressee is matched against
-    every entry linked to the patient, and the same names recur."""
+    itself ("C Lord") stays. Cached for names of a usual length: a letter's
+    addressee is matched against every entry linked to the patient, and the
+    same names recur; a caller's very long text is worked out uncached."""
+    if len(text) > _CACHED_NAME_LENGTH:
+        return _name_tokens(text)
+    return _cached_name_tokens(text)
+
+
+_CACHED_NAME_LENGTH = 120
+
+
+def _name_tokens(text: str) -> tuple[str, ...]:
     if "," in text:
         family, _, given = text.partition(",")
         text = f"{given} {family}"
@@ -71,6 +80,9 @@ def name_tokens(text: str) -> tuple[str, ...]:
     while end - start > 1 and words[end - 1] in _POSTNOMINALS:
         end -= 1
     return tuple(words[start:end])
+
+
+_cached_name_tokens = lru_cache(maxsize=8192)(_name_tokens)
 
 
 def name_key(given: Sequence[str], family: str) -> str:

@@ -203,12 +203,22 @@ def place_key(lines: Iterable[str], postcode: str) -> str:
     return f"{postcode}|{','.join(sorted(premise))}"
 
 
-@lru_cache(maxsize=8192)
 def normalise_address(text: str) -> NormalAddress:
     """Reduce a free-text address (any line breaks, commas, case) to its parts.
 
-    Cached (the result is immutable): household members share an address,
-    and a letter compares with every address at the building."""
+    Cached for addresses of a usual length (the result is immutable):
+    household members share an address, and a letter compares with every
+    address at the building; a caller's very long text is worked out uncached.
+    """
+    if len(text) > _CACHED_ADDRESS_LENGTH:
+        return _normalise_address(text)
+    return _cached_normalise_address(text)
+
+
+_CACHED_ADDRESS_LENGTH = 300
+
+
+def _normalise_address(text: str) -> NormalAddress:
     upper = text.upper()
     postcode = None
     tail = _TAIL.search(upper)  # most addresses end with their postcode
@@ -230,6 +240,9 @@ def normalise_address(text: str) -> NormalAddress:
         elif tok not in _NOISE:
             words.append(_ABBREVIATIONS.get(tok, tok))
     return NormalAddress(postcode=postcode, premise=tuple(premise), words=tuple(words))
+
+
+_cached_normalise_address = lru_cache(maxsize=8192)(_normalise_address)
 
 
 _STREET_WORDS = tuple(w for w in _ABBREVIATIONS if len(w) >= 4)
