@@ -6,12 +6,16 @@ first use and kept, so ten checks do not parse an address ten times.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 
-from sendguard.core.directory import Directory, Entry, Kind
+from rapidfuzz import fuzz
+
+from sendguard.core.directory import Directory, Entry, Kind, Names
 from sendguard.core.models import EmailSend, FaxSend, Header, LetterSend
 from sendguard.core.normalise.email import EmailAddress, EmailSyntaxError, parse_email
+from sendguard.core.normalise.names import name_matches
 from sendguard.core.normalise.nhs import find_nhs_numbers
 from sendguard.core.normalise.phone import PhoneNumber, PhoneSyntaxError, parse_phone
 from sendguard.core.normalise.postal import NormalAddress, normalise_address
@@ -185,7 +189,15 @@ class LetterContext(SendContext):
     def __init__(self, send: LetterSend, directory: Directory) -> None:
         super().__init__(directory, send.patients, send.intended)
         self.send = send
-        self.addressed: tuple[int, ...] | None = None  # entries the addressee names, once known
+
+    @cached_property
+    def addressed(self) -> tuple[int, ...]:
+        """Entries among the intended contact, the patients and their
+        contacts that the addressee names ("Parents of Tom Smith" names Tom)."""
+        addressee = _FILLER.sub("", self.send.addressee)
+        d = self.directory
+        pool = sorted(self.intended_family | self.linked)
+        return tuple(i for i in pool if _names(addressee, d.names_of(i)))
 
     @cached_property
     def address(self) -> NormalAddress:
@@ -194,3 +206,22 @@ class LetterContext(SendContext):
     @property
     def label(self) -> str:
         return self.send.addressee or "(no addressee)"
+
+
+_FILLER = re.compile(
+    r"^\s*(?:to\s+)?(?:the\s+)?"
+    r"(?:(?:parents?|guardians?|carers?|family|next of kin)\s*(?:or|and|/)?\s*)+of\s+",
+    re.IGNORECASE,
+)
+
+
+def _names(text: str, e: Names) -> bool:
+    """Whether a written addressee names this entry: a person by name, an
+    organisation (or a role's organisation) by a close enough name."""
+    if e.kind is Kind.ORGANIZATION:
+        return bool(e.org_name) and fuzz.token_set_ratio(text.lower(), e.org_name.lower()) >= 85
+    return name_matches(text, e.given, e.family) or (
+        e.kind is Kind.ROLE
+        and bool(e.org_name)
+        and fuzz.token_set_ratio(text.lower(), e.org_name.lower()) >= 85
+    )

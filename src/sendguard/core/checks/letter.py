@@ -5,13 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rapidfuzz import fuzz
-
 from sendguard.core.checks.base import Params, register
 from sendguard.core.context import LetterContext
-from sendguard.core.directory import Kind, Names
+from sendguard.core.directory import Kind
 from sendguard.core.models import Channel, Finding, Severity
-from sendguard.core.normalise.names import name_matches
 from sendguard.core.normalise.postal import (
     PSEUDO_POSTCODE,
     NormalAddress,
@@ -72,40 +69,12 @@ def postcode(ctx: LetterContext, p: NoParams, state: Any) -> list[Finding]:
     return []
 
 
-_FILLER = re.compile(
-    r"^\s*(?:to\s+)?(?:the\s+)?"
-    r"(?:(?:parents?|guardians?|carers?|family|next of kin)\s*(?:or|and|/)?\s*)+of\s+",
-    re.IGNORECASE,
-)
-
-
-def _names(text: str, e: Names) -> bool:
-    if e.kind is Kind.ORGANIZATION:
-        return bool(e.org_name) and fuzz.token_set_ratio(text.lower(), e.org_name.lower()) >= 85
-    return name_matches(text, e.given, e.family) or (
-        e.kind is Kind.ROLE
-        and bool(e.org_name)
-        and fuzz.token_set_ratio(text.lower(), e.org_name.lower()) >= 85
-    )
-
-
-def _addressed(ctx: LetterContext) -> tuple[int, ...]:
-    """Entries among the intended contact, the patients and their contacts
-    that the addressee names."""
-    if ctx.addressed is None:  # two checks ask; work it out once per letter
-        addressee = _FILLER.sub("", ctx.send.addressee)
-        pool = sorted(ctx.intended_family | ctx.linked)
-        d = ctx.directory
-        ctx.addressed = tuple(i for i in pool if _names(addressee, d.names_of(i)))
-    return ctx.addressed
-
-
 @register("letter.addressee", LETTER, NoParams, ("letter.addressee_unknown",))
 def addressee(ctx: LetterContext, p: NoParams, state: Any) -> list[Finding]:
     """The addressee is neither the patient, a linked contact, nor the intended contact."""
     if not ctx.patients and not ctx.intended:
         return []
-    if _addressed(ctx):
+    if ctx.addressed:
         return []
     meant = ctx.intended[0] if ctx.intended else ctx.patients[0]
     e = ctx.entry(meant)
@@ -124,7 +93,7 @@ def _targets(ctx: LetterContext) -> list[int]:
     """Whose address the letter should go to."""
     if ctx.intended:
         return sorted(ctx.intended_family)
-    named = _addressed(ctx)
+    named = ctx.addressed
     if named:
         out: set[int] = set()
         for i in named:

@@ -195,8 +195,7 @@ class Directory:
         cached = self._cache.get(i)
         if cached is not None:
             return cached
-        start, end = self.offsets[i : i + 2].tolist()
-        e = _decode(i, KIND_CODES[self.kinds[i]], self.blob[start:end], self._links(i), self.as_of)
+        e = _decode(i, KIND_CODES[self.kinds[i]], self._record(i), self._links(i), self.as_of)
         if e.kind in (Kind.ROLE, Kind.PRACTITIONER) and (not e.family or not e.org_name):
             e = self._borrow_names(e)
         if len(self._cache) > 4096:
@@ -500,10 +499,8 @@ def _system(s: str) -> str:
     return s
 
 
-def _decode(
-    i: int, kind: Kind, raw: bytes | memoryview, links: list[list[int]], as_of: int
-) -> Entry:
-    r = orjson.loads(raw)
+def _decode(i: int, kind: Kind, r: list[Any], links: list[list[int]], as_of: int) -> Entry:
+    """The entry an `encode_record` record `r` (parsed) and its links describe."""
     # positional and with list comprehensions: this runs for every entry a
     # lookup touches, and keywords and generators cost a third of it
     return Entry(

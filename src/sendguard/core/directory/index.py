@@ -211,31 +211,6 @@ def query_keys(text: str, k: int, salt: int) -> npt.NDArray[np.uint64]:
         return _mix_np(folds ^ np.uint64(salt & MASK)) >> _U32
 
 
-def _variants_py(text: str, k: int) -> set[int]:
-    """The same folds as `_variants_np`, for one query string (the plain
-    reference that `query_keys` is tested against)."""
-    cps = [ord(c) + 1 for c in text]
-    n = len(cps)
-    prefix = [0] * (n + 1)
-    for j in range(n):
-        prefix[j + 1] = (prefix[j] * _B + cps[j]) & MASK
-    suffix = [0] * (n + 1)
-    for j in range(n - 1, -1, -1):
-        suffix[j] = (cps[j] * _POW[n - 1 - j] + suffix[j + 1]) & MASK
-    out = {prefix[n]}
-    if k >= 1:
-        for p in range(n):
-            out.add((prefix[p] * _POW[n - 1 - p] + suffix[p + 1]) & MASK)
-    if k >= 2:
-        for p in range(n):
-            for q in range(p + 1, n):
-                mid = (prefix[q] - prefix[p + 1] * _POW[q - p - 1]) & MASK
-                out.add(
-                    (prefix[p] * _POW[n - 2 - p] + mid * _POW[n - 1 - q] + suffix[q + 1]) & MASK
-                )
-    return out
-
-
 def _variant_count(n: int, k: int, max_len: int) -> int:
     """How many folds `_variants_np` yields for strings of length n."""
     if n > max_len or n == 0:
